@@ -1,0 +1,198 @@
+"""Engine (collection) config: the one source of truth for an index's schema and its API.
+
+One YAML or JSON file per engine. The indexer builds the OpenSearch mapping from it
+(``imgsearch.mapping``); the gateway serves it under its ``hashid``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from imgsearch.errors import ConfigError
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Fields the indexer writes itself; engine configs may not declare them.
+RESERVED_FIELDS = frozenset({"id", "image_url", "content_hash", "indexed_at", "palette", "colors"})
+
+
+class FieldType(StrEnum):
+    KEYWORD = "keyword"
+    TEXT = "text"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    """A normal (non-vector) field of the catalog."""
+
+    type: FieldType
+    facet: bool = False
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _facetable(self) -> FieldSpec:
+        if self.facet and self.type is FieldType.TEXT:
+            raise ValueError("text fields cannot be facets; use keyword")
+        return self
+
+
+class ClipSpec(_Strict):
+    embedder: Literal["clip"] = "clip"
+    model: str = "ViT-B-32"
+    pretrained: str | None = "laion2b_s34b_b79k"
+    checkpoint: Path | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+
+
+class ColorSpec(_Strict):
+    embedder: Literal["color"] = "color"
+
+
+class PhashSpec(_Strict):
+    embedder: Literal["phash"] = "phash"
+
+
+# Normal fields an embedder adds to every document (see ``Embedder.extra_fields``).
+DERIVED_FIELDS: dict[str, dict[str, FieldSpec]] = {
+    "color": {"colors": FieldSpec(type=FieldType.KEYWORD, facet=True)},
+}
+
+VectorSpec = Annotated[ClipSpec | ColorSpec | PhashSpec, Field(discriminator="embedder")]
+
+
+class ResultFields(_Strict):
+    """Which catalog fields the APIs return as title/url/image_url/description."""
+
+    title: str | None = "title"
+    url: str | None = "url"
+    image_url: str | None = None
+    description: str | None = "description"
+
+
+class FacetDefault(_Strict):
+    field: str
+    size: Annotated[int, Field(ge=1, le=1000)] = 20
+    type: Literal["terms", "range"] | None = None
+
+
+class GatewaySpec(_Strict):
+    """How the gateway serves this engine."""
+
+    image_search: bool = True
+    vector_field: str | None = None
+    k: Annotated[int, Field(ge=1, le=10_000)] = 200
+    tokens: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    facets: list[FacetDefault] = Field(default_factory=list)
+
+
+class EngineConfig(_Strict):
+    hashid: str
+    alias: str
+    id_field: str = "id"
+    image_field: str = "image"
+    category_from_folder: str | None = "category"
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    vectors: dict[str, VectorSpec] = Field(default_factory=lambda: {"clip": ClipSpec()})
+    result_fields: ResultFields = ResultFields()
+    gateway: GatewaySpec = GatewaySpec()
+    shards: Annotated[int, Field(ge=1, le=64)] = 1
+    replicas: Annotated[int, Field(ge=0, le=8)] = 0
+    retain_versions: Annotated[int, Field(ge=0, le=20)] = 1
+
+    @field_validator("hashid", "alias")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("lowercase letters, digits, '-' and '_' only")
+        return value
+
+    @field_validator("fields", "vectors")
+    @classmethod
+    def _field_names(cls, value: dict[str, object]) -> dict[str, object]:
+        for name in value:
+            if not _FIELD.match(name):
+                raise ValueError(f"invalid field name {name!r}")
+            if name in RESERVED_FIELDS:
+                raise ValueError(f"{name!r} is reserved")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EngineConfig:
+        clash = set(self.fields) & set(self.vectors)
+        if clash:
+            raise ValueError(f"names used as both field and vector: {sorted(clash)}")
+        if not self.vectors:
+            raise ValueError("at least one vector field is required")
+        if self.gateway.vector_field is not None and self.gateway.vector_field not in self.vectors:
+            raise ValueError(f"gateway.vector_field {self.gateway.vector_field!r} is not a vector")
+        known = self.searchable_fields()
+        for facet in self.gateway.facets:
+            spec = known.get(facet.field)
+            if spec is None or not spec.facet:
+                raise ValueError(f"default facet {facet.field!r} is not a facet field")
+        return self
+
+    @property
+    def query_vector_field(self) -> str:
+        """The vector field image queries use: the configured one, else clip, else the first."""
+        if self.gateway.vector_field is not None:
+            return self.gateway.vector_field
+        if "clip" in self.vectors:
+            return "clip"
+        return next(iter(self.vectors))
+
+    def searchable_fields(self) -> dict[str, FieldSpec]:
+        """Declared fields plus those the embedders derive (``colors`` from the palette)."""
+        derived = {
+            name: spec
+            for vector in self.vectors.values()
+            for name, spec in DERIVED_FIELDS.get(vector.embedder, {}).items()
+        }
+        return {**derived, **self.fields}
+
+    def facet_fields(self) -> dict[str, FieldSpec]:
+        return {name: spec for name, spec in self.searchable_fields().items() if spec.facet}
+
+
+def load_engine_config(path: Path) -> EngineConfig:
+    """Read and validate one engine config; errors name the file and the bad key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return EngineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def load_engine_configs(directory: Path) -> dict[str, EngineConfig]:
+    """All configs in a folder, keyed by hashid; duplicate hashids are an error."""
+    engines: dict[str, EngineConfig] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        config = load_engine_config(path)
+        if config.hashid in engines:
+            raise ConfigError(f"{path}: duplicate hashid {config.hashid!r}")
+        engines[config.hashid] = config
+    return engines

@@ -1,0 +1,68 @@
+"""The one place that imports opensearch-py: client construction and error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from opensearchpy import OpenSearch
+from opensearchpy import exceptions as os_exc
+
+from imgsearch.errors import BackendTimeout, BackendUnavailable, InvalidRequest, NotFound
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def make_client(url: str, *, timeout_s: float = 10.0, max_retries: int = 2) -> OpenSearch:
+    """A client for one cluster URL (``http://user:pass@host:port`` works too)."""
+    return OpenSearch(
+        hosts=[url],
+        timeout=timeout_s,
+        max_retries=max_retries,
+        retry_on_timeout=False,
+        retry_on_status=(502, 503),
+        http_compress=False,
+    )
+
+
+@contextmanager
+def backend_errors() -> Iterator[None]:
+    """Translate opensearch-py exceptions into the project's error hierarchy."""
+    try:
+        yield
+    except os_exc.ConnectionTimeout as exc:
+        raise BackendTimeout("Search backend timed out") from exc
+    except os_exc.ConnectionError as exc:
+        raise BackendUnavailable("Search backend unavailable") from exc
+    except os_exc.NotFoundError as exc:
+        raise NotFound(_reason(exc)) from exc
+    except os_exc.RequestError as exc:
+        logger.warning("OpenSearch rejected a request: %s", _reason(exc))
+        raise InvalidRequest(f"Invalid query: {_reason(exc)}") from exc
+    except os_exc.TransportError as exc:
+        logger.error("OpenSearch error %s: %s", exc.status_code, _reason(exc))
+        raise BackendUnavailable("Search backend error") from exc
+
+
+def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run one client call with error translation."""
+    with backend_errors():
+        return fn(*args, **kwargs)
+
+
+def _reason(exc: os_exc.TransportError) -> str:
+    info = exc.info
+    if isinstance(info, dict):
+        error = info.get("error")
+        if isinstance(error, dict):
+            root = error.get("root_cause") or [error]
+            first = root[0] if isinstance(root, list) and root else error
+            if isinstance(first, dict):
+                return str(first.get("reason") or first.get("type") or error)
+        if error:
+            return str(error)
+    return str(exc.error)

@@ -1,0 +1,101 @@
+"""The local node really does filtered k-NN and aggregations: compare with brute force."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+from opensearchpy import OpenSearch, helpers
+
+from imgsearch.embedders.base import EmbedderInfo
+from imgsearch.engine_config import EngineConfig
+from imgsearch.mapping import build_index_body
+
+DIM = 16
+N_DOCS = 300
+COLORS = ["red", "green", "blue", "black"]
+
+
+def _config() -> EngineConfig:
+    return EngineConfig.model_validate(
+        {
+            "hashid": "knn-test",
+            "alias": "knn-test",
+            "fields": {
+                "color": {"type": "keyword", "facet": True},
+                "price": {"type": "number", "facet": True},
+            },
+            "vectors": {"clip": {"embedder": "clip"}},
+        }
+    )
+
+
+def test_filtered_knn_and_terms_agg_match_brute_force(
+    os_client: OpenSearch, index_name: Callable[[str], str]
+) -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(N_DOCS, DIM)).astype(np.float32)
+    colors = [COLORS[i] for i in rng.integers(0, len(COLORS), N_DOCS)]
+    prices = rng.uniform(1, 100, N_DOCS).round(2)
+    index = index_name("knn")
+    body = build_index_body(
+        _config(), {"clip": EmbedderInfo("clip", "test", DIM, "knn_cosine")}
+    )
+    os_client.indices.create(index=index, body=body)
+    actions = (
+        {
+            "_index": index,
+            "_id": str(i),
+            "id": str(i),
+            "clip": vectors[i].tolist(),
+            "color": colors[i],
+            "price": float(prices[i]),
+        }
+        for i in range(N_DOCS)
+    )
+    ok, errors = helpers.bulk(os_client, actions, refresh=True)
+    assert ok == N_DOCS and not errors
+
+    query = rng.normal(size=DIM).astype(np.float32)
+    k = 25
+    allowed = {"red", "blue"}
+    max_price = 70.0
+    response = os_client.search(
+        index=index,
+        body={
+            "size": k,
+            "_source": ["id"],
+            "query": {
+                "knn": {
+                    "clip": {
+                        "vector": query.tolist(),
+                        "k": k,
+                        "filter": {
+                            "bool": {
+                                "filter": [
+                                    {"terms": {"color": sorted(allowed)}},
+                                    {"range": {"price": {"lte": max_price}}},
+                                ]
+                            }
+                        },
+                    }
+                }
+            },
+            "aggs": {"colors": {"terms": {"field": "color", "size": 10}}},
+        },
+    )
+    hits = response["hits"]["hits"]
+
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = unit @ (query / np.linalg.norm(query))
+    eligible = [i for i in range(N_DOCS) if colors[i] in allowed and prices[i] <= max_price]
+    expected = sorted(eligible, key=lambda i: -cosine[i])[:k]
+
+    assert [h["_id"] for h in hits] == [str(i) for i in expected]
+    # lucene cosinesimil score is (1 + cos) / 2
+    np.testing.assert_allclose(
+        [h["_score"] for h in hits], [(1 + cosine[i]) / 2 for i in expected], rtol=1e-4
+    )
+    buckets = {b["key"]: b["doc_count"] for b in response["aggregations"]["colors"]["buckets"]}
+    assert buckets == dict(Counter(colors[i] for i in expected))
