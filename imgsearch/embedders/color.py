@@ -1,0 +1,165 @@
+"""Weight-free colour descriptor and palette (hex, shop colour name, fraction).
+
+The descriptor is an HSV histogram: 12 hues x 3 saturations x 3 values for chromatic pixels
+plus 8 grey levels for achromatic ones (116 dims), square-rooted (Hellinger) and L2-normalised
+so cosine similarity compares colour distributions. A near-uniform background (what the
+image border is mostly made of) is left out when enough foreground remains, so a red dress
+on white reads as red, not white.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from imgsearch.embedders.base import EmbedderInfo
+
+_SIDE = 64
+_HUES, _SATS, _VALS, _GREYS = 12, 3, 3, 8
+DIM = _HUES * _SATS * _VALS + _GREYS
+_CHROMA_SAT = 0.2  # below this saturation (or value) a pixel counts as grey
+_CHROMA_VAL = 0.2
+_BG_TOLERANCE = 30.0  # RGB distance from the border colour counted as background
+_BG_BORDER_SHARE = 0.8  # share of border pixels that must match for a background
+_MIN_FOREGROUND = 0.05
+_PALETTE_SIZE = 5
+_MIN_SHARE = 0.03  # palette entries below this share are dropped
+_NAME_SHARE = 0.10  # a colour name is a facet value only above this share
+
+COLOR_NAMES = (
+    "black", "white", "grey", "red", "orange", "yellow", "green",
+    "blue", "navy", "purple", "pink", "brown", "beige",
+)  # fmt: skip
+
+
+def small_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
+    """A ``(64, 64, 3)`` thumbnail; colour statistics do not need more."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    small = rgb.resize((_SIDE, _SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+    return np.asarray(small, dtype=np.uint8)
+
+
+def foreground_pixels(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``(n, 3)`` pixels without a uniform background, or all pixels if there is none."""
+    flat = pixels.reshape(-1, 3)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(float)
+    colour = np.median(border, axis=0)
+    if np.mean(np.linalg.norm(border - colour, axis=1) < _BG_TOLERANCE) < _BG_BORDER_SHARE:
+        return flat
+    keep = np.linalg.norm(flat.astype(float) - colour, axis=1) >= _BG_TOLERANCE
+    return flat[keep] if keep.mean() >= _MIN_FOREGROUND else flat
+
+
+def rgb_to_hsv(rgb: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
+    """``(n, 3)`` RGB 0-255 to HSV with hue in degrees [0, 360), s and v in [0, 1]."""
+    values = np.asarray(rgb, dtype=np.float64).reshape(-1, 3) / 255.0
+    top = values.max(axis=1)
+    span = top - values.min(axis=1)
+    safe = np.where(span == 0, 1.0, span)
+    red, green, blue = values.T
+    hue = np.select(
+        [top == red, top == green],
+        [((green - blue) / safe) % 6, (blue - red) / safe + 2],
+        (red - green) / safe + 4,
+    )
+    hue = np.where(span == 0, 0.0, hue * 60.0)
+    sat = np.where(top == 0, 0.0, span / np.where(top == 0, 1.0, top))
+    return np.stack([hue % 360.0, sat, top], axis=1)
+
+
+def colour_histogram(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    hsv = rgb_to_hsv(pixels)
+    hue, sat, val = hsv.T
+    chromatic = (sat >= _CHROMA_SAT) & (val >= _CHROMA_VAL)
+    h_bin = np.minimum((hue / 360.0 * _HUES).astype(int), _HUES - 1)
+    s_bin = np.minimum(((sat - _CHROMA_SAT) / (1 - _CHROMA_SAT) * _SATS).astype(int), _SATS - 1)
+    v_bin = np.minimum(((val - _CHROMA_VAL) / (1 - _CHROMA_VAL) * _VALS).astype(int), _VALS - 1)
+    colour_bin = (h_bin * _SATS + s_bin) * _VALS + v_bin
+    grey_bin = _HUES * _SATS * _VALS + np.minimum((val * _GREYS).astype(int), _GREYS - 1)
+    bins = np.where(chromatic, colour_bin, grey_bin)
+    counts = np.bincount(bins, minlength=DIM).astype(np.float64)
+    root = np.sqrt(counts / max(counts.sum(), 1.0))
+    unit = root / max(float(np.linalg.norm(root)), 1e-12)
+    return np.asarray(unit, dtype=np.float32)
+
+
+def colour_name(rgb: Sequence[int]) -> str:
+    """The shop colour name for one RGB colour (rules in HSV, tuned on clothing photos)."""
+    hue, sat, val = rgb_to_hsv(np.array(rgb))[0]
+    if val < 0.18:
+        return "black"
+    if sat < 0.15 or (sat < 0.25 and val < 0.35):
+        return "white" if val > 0.85 else "grey" if val > 0.25 else "black"
+    if 15 <= hue < 50 and sat < 0.45 and val > 0.65:
+        return "beige"
+    if 10 <= hue < 50 and val < 0.6:
+        return "brown"
+    if 190 <= hue < 260 and val < 0.45:
+        return "navy"
+    if hue < 15 or hue >= 340:
+        return "pink" if sat < 0.45 and val > 0.7 else "red"
+    for upper, name in ((45, "orange"), (70, "yellow"), (165, "green"), (260, "blue")):
+        if hue < upper:
+            return name
+    return "purple" if hue < 300 else "pink"
+
+
+def palette(pixels: npt.NDArray[np.uint8]) -> list[dict[str, object]]:
+    """Up to five dominant colours by median cut, shares renormalised to sum to 1."""
+    strip = Image.fromarray(np.ascontiguousarray(pixels.reshape(1, -1, 3)))
+    quantized = strip.quantize(colors=_PALETTE_SIZE, method=Image.Quantize.MEDIANCUT)
+    table = quantized.getpalette() or []
+    counts = sorted(quantized.getcolors() or [], key=lambda item: (-item[0], item[1]))
+    total = float(sum(count for count, _ in counts))
+    kept = [(count, index) for count, index in counts if count / total >= _MIN_SHARE] or counts[:1]
+    kept_total = float(sum(count for count, _ in kept))
+    entries: list[dict[str, object]] = []
+    for count, index in kept:
+        assert isinstance(index, int)  # a "P" image's colours are palette indexes
+        rgb = table[3 * index : 3 * index + 3]
+        entries.append(
+            {
+                "hex": "#{:02x}{:02x}{:02x}".format(*rgb),
+                "name": colour_name(rgb),
+                "fraction": count / kept_total,
+            }
+        )
+    return entries
+
+
+def colour_names(entries: Sequence[dict[str, object]]) -> list[str]:
+    """Names covering at least 10% of the image, largest first (at least the top one)."""
+    shares: dict[str, float] = {}
+    for entry in entries:
+        name, fraction = str(entry["name"]), entry["fraction"]
+        assert isinstance(fraction, float)
+        shares[name] = shares.get(name, 0.0) + fraction
+    ranked = sorted(shares, key=lambda name: -shares[name])
+    return [name for name in ranked if shares[name] >= _NAME_SHARE] or ranked[:1]
+
+
+class ColorEmbedder:
+    """HSV histogram vectors (cosine) plus ``palette`` and ``colors`` document fields."""
+
+    def __init__(self) -> None:
+        self._info = EmbedderInfo(
+            embedder="color", version="hsv-hist-12x3x3+8/fg/v1", dim=DIM, storage="knn_cosine"
+        )
+
+    @property
+    def info(self) -> EmbedderInfo:
+        return self._info
+
+    def embed_images(self, images: Sequence[Image.Image]) -> npt.NDArray[np.float32]:
+        rows = [colour_histogram(foreground_pixels(small_rgb(image))) for image in images]
+        return np.stack(rows) if rows else np.zeros((0, DIM), np.float32)
+
+    def field_value(self, row: npt.NDArray[np.float32]) -> object:
+        return [float(x) for x in row]
+
+    def extra_fields(self, image: Image.Image) -> dict[str, object]:
+        entries = palette(foreground_pixels(small_rgb(image)))
+        return {"palette": entries, "colors": colour_names(entries)}
