@@ -1,0 +1,1 @@
+"""The gateway: dialect parsing, the pure search core, and (elsewhere) the HTTP routes."""

@@ -1,0 +1,1 @@
+"""API dialects: each parses its own parameters into the neutral model and formats results."""

@@ -1,0 +1,1 @@
+"""The Doofinder v6 image-search dialect (``/6/{hashid}/_image_search``)."""

@@ -1,0 +1,481 @@
+"""Doofinder query parameters (and/or the same parameters as JSON) → neutral request parts.
+
+Both inputs are first flattened to ``(path, value)`` pairs and folded into one tree, so
+``filter[color][]=red`` in the query and ``{"filter": {"color": ["red"]}}`` in the body
+mean the same and combine. Rules:
+
+- A key is ``name`` followed by ``[segment]`` groups; ``[]`` (append) only at the end.
+  Anything else (``a[b``, ``a]b``, ``a[][b]``, ``[x]``) is an ``InvalidRequest``.
+- Repeating a leaf collects values (``filter[size]=M&filter[size]=S`` → both sizes); for a
+  scalar parameter (``rpp``, ``page``…) repeated *different* values are an error.
+- A group whose keys are all integers (``facets[0][field]``, ``sort[1][brand]``,
+  ``filter[color][0]``) is a list ordered by index.
+- Unknown top-level parameters are ignored (as Doofinder does); unknown *fields* are not.
+- Empty filter values (``filter[color]=``) are ignored.
+
+Limits: ``rpp`` 1..100 (default 20), ``page`` ≥ 1, and ``page * rpp`` at most
+``min(k, 1000)`` so every page lies inside the candidate pool.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, cast
+
+from gateway.search.model import (
+    FacetRequest,
+    FacetType,
+    FilterExecution,
+    FilterTree,
+    Range,
+    Scalar,
+    SearchRequest,
+    SortKey,
+    SortOrder,
+    Terms,
+)
+from imgsearch.engine_config import EngineConfig, FieldSpec, FieldType
+from imgsearch.errors import InvalidRequest, UnknownField
+
+DEFAULT_RPP = 20
+MAX_RPP = 100
+MAX_RESULT_WINDOW = 1000
+MAX_FACET_SIZE = 50
+DEFAULT_FACET_SIZE = 20
+MAX_SESSION_ID = 32
+MAX_USER_ID = 36
+RANGE_OPS = ("gte", "gt", "lte", "lt")
+RELEVANCE = frozenset({"_score", "score", "relevance"})
+
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
+_INDEX = re.compile(r"[0-9]{1,9}")
+_ESCAPED_BRACKET = re.compile(r"%5[bd]", re.IGNORECASE)
+
+# A parsed parameter tree: inner dicts, leaves are the list of values given.
+Tree = dict[str, "Node"]
+Node = Tree | list[str]
+Path = tuple[str | None, ...]  # None: "[]", append
+
+
+@dataclass(frozen=True)
+class DoofinderParams:
+    """Everything the Doofinder image-search parameters say, besides the image itself."""
+
+    filters: Mapping[str, FilterTree] = field(default_factory=dict)
+    excludes: tuple[FilterTree, ...] = ()
+    filter_execution: FilterExecution = "and"
+    facets: tuple[FacetRequest, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    page: int = 1
+    rpp: int = DEFAULT_RPP
+    session_id: str | None = None
+    user_id: str | None = None
+    stats: bool = True
+    excluded_results: bool = True
+    exclude_self: bool = True
+    dfid: str | None = None
+
+    def search_request(
+        self,
+        config: EngineConfig,
+        vector: Sequence[float] | None,
+        exclude_ids: Iterable[str] = (),
+        vector_field: str | None = None,
+    ) -> SearchRequest:
+        """The neutral request for ``vector`` (from the image, or the item for "more like this")."""
+        return SearchRequest(
+            engine=config.hashid,
+            vector_field=vector_field or config.query_vector_field,
+            k=config.gateway.k,
+            vector=[float(x) for x in vector] if vector is not None else None,
+            filters=dict(self.filters),
+            filter_execution=self.filter_execution,
+            excludes=self.excludes,
+            exclude_ids=tuple(exclude_ids),
+            facets=self.facets,
+            sort=self.sort,
+            page=self.page,
+            rpp=self.rpp,
+        )
+
+
+# ---------------------------------------------------------------- flattening into a tree
+
+
+def _split_key(key: str) -> Path:
+    if _ESCAPED_BRACKET.search(key):
+        raise InvalidRequest(f"Malformed parameter name {key!r}: brackets encoded twice")
+    match = _KEY.match(key)
+    if match is None:
+        raise InvalidRequest(f"Malformed parameter name {key!r}")
+    segments = _SEGMENT.findall(match.group(2))
+    path: list[str | None] = [match.group(1)]
+    for i, segment in enumerate(segments):
+        if segment == "":
+            if i != len(segments) - 1:
+                raise InvalidRequest(f"Malformed parameter name {key!r}: '[]' must come last")
+            path.append(None)
+        else:
+            path.append(segment)
+    return tuple(path)
+
+
+def _json_pairs(value: Any, path: tuple[str, ...]) -> Iterable[tuple[Path, str]]:
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _json_pairs(item, (*path, str(key)))
+    elif isinstance(value, list):
+        if all(not isinstance(item, dict | list) for item in value):
+            for item in value:
+                if item is not None:
+                    yield (*path, None), _json_scalar(item, path)
+        else:
+            for i, item in enumerate(value):
+                yield from _json_pairs(item, (*path, str(i)))
+    else:
+        yield path, _json_scalar(value, path)
+
+
+def _json_scalar(value: Any, path: tuple[str, ...]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise InvalidRequest(f"Invalid value for {_name(path)}")
+
+
+def _name(path: Sequence[str | None]) -> str:
+    head, *rest = path or ("",)
+    return str(head) + "".join(f"[{'' if part is None else part}]" for part in rest)
+
+
+def _insert(tree: Tree, path: Path, value: str) -> None:
+    node: Tree = tree
+    named = [part for part in path if part is not None]
+    for depth, part in enumerate(named[:-1]):
+        child = node.setdefault(part, {})
+        if isinstance(child, list):
+            raise InvalidRequest(f"Conflicting values for {_name(named[: depth + 1])}")
+        node = child
+    leaf = node.setdefault(named[-1], [])
+    if isinstance(leaf, dict):
+        raise InvalidRequest(f"Conflicting values for {_name(path)}")
+    leaf.append(value)
+
+
+def build_tree(pairs: Iterable[tuple[str, str]], body: Mapping[str, Any] | None = None) -> Tree:
+    """Fold query pairs and an optional JSON body into one parameter tree."""
+    tree: Tree = {}
+    for key, value in pairs:
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidRequest("Invalid query parameters")
+        if key:
+            _insert(tree, _split_key(key), value)
+    if body is not None:
+        if not isinstance(body, Mapping):
+            raise InvalidRequest("The request body must be a JSON object")
+        for path, value in _json_pairs(dict(body), ()):
+            if path:
+                _insert(tree, path, value)
+    return tree
+
+
+def _is_index(key: str) -> bool:
+    return _INDEX.fullmatch(key) is not None
+
+
+def _as_list(node: Tree, name: str) -> list[Node]:
+    """A group indexed 0..n (``facets[0]``, ``facets[1]``), as a list ordered by index."""
+    indexes: list[tuple[int, Node]] = []
+    for key, child in node.items():
+        if not _is_index(key):
+            raise InvalidRequest(f"Invalid index {key!r} in {name}: expected an integer")
+        indexes.append((int(key), child))
+    return [child for _, child in sorted(indexes, key=lambda pair: pair[0])]
+
+
+def _scalar(tree: Tree, name: str) -> str | None:
+    node = tree.get(name)
+    if node is None:
+        return None
+    if isinstance(node, dict):
+        raise InvalidRequest(f"Invalid {name}")
+    values = set(node)
+    if len(values) > 1:
+        raise InvalidRequest(f"Parameter {name!r} given more than once with different values")
+    return node[0] if node else None
+
+
+def _leaf_scalar(node: Node, name: str) -> str:
+    if isinstance(node, dict) or len(set(node)) != 1:
+        raise InvalidRequest(f"Invalid {name}")
+    return node[0]
+
+
+# ---------------------------------------------------------------- typed values
+
+
+def _int(text: str | None, name: str, default: int) -> int:
+    if text is None:
+        return default
+    text = text.strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
+        raise InvalidRequest(f"Invalid {name}")
+    return int(text)
+
+
+def _bool(text: str | None, name: str, default: bool) -> bool:
+    if text is None:
+        return default
+    lowered = text.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise InvalidRequest(f"Invalid {name}: expected true or false")
+
+
+def typed_value(text: str, spec: FieldSpec, where: str) -> Scalar:
+    """A filter value as the field's type: number → float, boolean → bool, else str."""
+    if spec.type is FieldType.NUMBER:
+        try:
+            number = float(text.strip())
+        except ValueError:
+            raise InvalidRequest(f"Invalid number {text!r} in {where}") from None
+        if not math.isfinite(number):
+            raise InvalidRequest(f"Invalid number {text!r} in {where}")
+        return number
+    if spec.type is FieldType.BOOLEAN:
+        return _bool(text, f"boolean {text!r} in {where}", False)
+    if spec.type is FieldType.DATE:
+        stripped = text.strip()
+        if not re.fullmatch(r"-?[0-9]{1,15}", stripped):
+            try:
+                datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+            except ValueError:
+                try:
+                    date.fromisoformat(stripped)
+                except ValueError:
+                    raise InvalidRequest(f"Invalid date {text!r} in {where}") from None
+        return stripped
+    return text
+
+
+# ---------------------------------------------------------------- filters
+
+
+def _field(name: str, config: EngineConfig, what: str) -> FieldSpec:
+    spec = config.searchable_fields().get(name)
+    if spec is None:
+        raise UnknownField(f"Unknown field {name!r} in {what}")
+    return spec
+
+
+def _clause(field_name: str, node: Node, config: EngineConfig, param: str) -> FilterTree | None:
+    where = f"{param}[{field_name}]"
+    spec = _field(field_name, config, param)
+    if isinstance(node, dict) and not all(_is_index(key) for key in node):
+        bad = [key for key in node if key not in RANGE_OPS]
+        if bad:
+            raise InvalidRequest(
+                f"Invalid range operator {bad[0]!r} in {where}: use gte, gt, lte or lt"
+            )
+        if spec.type not in (FieldType.NUMBER, FieldType.DATE):
+            raise InvalidRequest(f"Range filters need a number or date field; {where} is not")
+        bounds = {
+            op: typed_value(_leaf_scalar(child, f"{where}[{op}]"), spec, where)
+            for op, child in node.items()
+        }
+        return Range(field_name, **bounds)
+    texts: list[str] = []
+    for item in [node] if isinstance(node, list) else _as_list(node, where):
+        if isinstance(item, dict):
+            raise InvalidRequest(f"Invalid value in {where}")
+        texts.extend(item)
+    values: list[Scalar] = []
+    for text in texts:
+        if text != "":
+            value = typed_value(text, spec, where)
+            if value not in values:
+                values.append(value)
+    return Terms(field_name, tuple(values)) if values else None
+
+
+def _filters(tree: Tree, param: str, config: EngineConfig) -> dict[str, FilterTree]:
+    node = tree.get(param)
+    if node is None:
+        return {}
+    if isinstance(node, list):
+        raise InvalidRequest(f"Invalid {param}: expected {param}[field]=value")
+    clauses: dict[str, FilterTree] = {}
+    for name, child in node.items():
+        clause = _clause(name, child, config, param)
+        if clause is not None:
+            clauses[name] = clause
+    return clauses
+
+
+# ---------------------------------------------------------------- facets and sort
+
+
+def _facet_type(spec: FieldSpec) -> FacetType:
+    return "range" if spec.type in (FieldType.NUMBER, FieldType.DATE) else "terms"
+
+
+def _facet(node: Node, index: int, config: EngineConfig) -> FacetRequest:
+    where = f"facets[{index}]"
+    if isinstance(node, list):
+        name, size_text, type_text = _leaf_scalar(node, where), None, None
+    else:
+        unknown = set(node) - {"field", "size", "type"}
+        if unknown:
+            raise InvalidRequest(f"Invalid key {sorted(unknown)[0]!r} in {where}")
+        if "field" not in node:
+            raise InvalidRequest(f"Missing field in {where}")
+        name = _leaf_scalar(node["field"], f"{where}[field]")
+        size_text = _leaf_scalar(node["size"], f"{where}[size]") if "size" in node else None
+        type_text = _leaf_scalar(node["type"], f"{where}[type]") if "type" in node else None
+    spec = config.searchable_fields().get(name)
+    if spec is None:
+        raise UnknownField(f"Unknown field {name!r} in facets")
+    if not spec.facet:
+        raise UnknownField(f"Field {name!r} is not a facet")
+    inferred = _facet_type(spec)
+    if type_text is not None:
+        wanted = {"term": "terms", "terms": "terms", "range": "range"}.get(type_text.lower())
+        if wanted != inferred:
+            expected = "term" if inferred == "terms" else "range"
+            raise InvalidRequest(f"Invalid facet type {type_text!r} for {name!r}: use {expected}")
+    default = next((f.size for f in config.gateway.facets if f.field == name), DEFAULT_FACET_SIZE)
+    size = _int(size_text, f"facet size in {where}", default)
+    if size_text is not None and not 1 <= size <= MAX_FACET_SIZE:
+        raise InvalidRequest(f"Invalid facet size in {where}: 1 to {MAX_FACET_SIZE}")
+    return FacetRequest(field=name, size=size, type=inferred)
+
+
+def _facets(tree: Tree, config: EngineConfig) -> tuple[FacetRequest, ...]:
+    node = tree.get("facets")
+    if node is None:
+        fields = config.searchable_fields()
+        return tuple(
+            FacetRequest(f.field, f.size, f.type or _facet_type(fields[f.field]))
+            for f in config.gateway.facets
+        )
+    facets: list[FacetRequest] = []
+    items = [node] if isinstance(node, list) else _as_list(node, "facets")
+    for i, item in enumerate(items):
+        if isinstance(item, list):
+            facets.extend(_facet([text], i, config) for text in item if text != "")
+        else:
+            facets.append(_facet(item, i, config))
+    seen: set[str] = set()
+    for facet in facets:
+        if facet.field in seen:
+            raise InvalidRequest(f"Facet {facet.field!r} requested more than once")
+        seen.add(facet.field)
+    return tuple(facets)
+
+
+def _order(text: str, where: str) -> SortOrder:
+    lowered = text.strip().lower()
+    if lowered not in ("asc", "desc"):
+        raise InvalidRequest(f"Invalid sort order {text!r} in {where}: use asc or desc")
+    return cast(SortOrder, lowered)
+
+
+def _sort_pairs(node: Node) -> list[tuple[str, str, str]]:
+    """(field, order, where) in request order, from any of the accepted sort forms."""
+    if isinstance(node, list):
+        return [(name, "asc", "sort") for name in node if name != ""]
+    if all(_is_index(key) for key in node):
+        pairs: list[tuple[str, str, str]] = []
+        for i, item in enumerate(_as_list(node, "sort")):
+            if isinstance(item, list):
+                pairs.extend((name, "asc", f"sort[{i}]") for name in item if name != "")
+            else:
+                for name, order in item.items():
+                    where = f"sort[{i}][{name}]"
+                    pairs.append((name, _leaf_scalar(order, where), where))
+        return pairs
+    return [
+        (name, _leaf_scalar(order, f"sort[{name}]"), f"sort[{name}]")
+        for name, order in node.items()
+    ]
+
+
+def _sort(tree: Tree, config: EngineConfig) -> tuple[SortKey, ...]:
+    node = tree.get("sort")
+    if node is None:
+        return ()
+    keys: list[SortKey] = []
+    for name, order_text, where in _sort_pairs(node):
+        order = _order(order_text, where)
+        if name in RELEVANCE:
+            # Relevance ends the sort: it is the tie-breaker, so later keys never apply.
+            if order == "asc" and where != "sort":
+                raise InvalidRequest(f"Invalid sort order in {where}: relevance sorts desc")
+            break
+        _field(name, config, "sort")
+        if any(key.field == name for key in keys):
+            raise InvalidRequest(f"Sort field {name!r} given more than once")
+        keys.append(SortKey(name, order))
+    return tuple(keys)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _text(tree: Tree, name: str, limit: int) -> str | None:
+    value = _scalar(tree, name)
+    if value is not None and len(value) > limit:
+        raise InvalidRequest(f"Invalid {name}: at most {limit} characters")
+    return value
+
+
+def parse_params(
+    pairs: Iterable[tuple[str, str]],
+    config: EngineConfig,
+    body: Mapping[str, Any] | None = None,
+) -> DoofinderParams:
+    """Parse query ``pairs`` (``request.query_params.multi_items()``) and/or a JSON ``body``.
+
+    Raises ``InvalidRequest`` (or its ``UnknownField`` subclass) with a client-safe message.
+    """
+    tree = build_tree(pairs, body)
+    rpp = _int(_scalar(tree, "rpp"), "rpp", DEFAULT_RPP)
+    if not 1 <= rpp <= MAX_RPP:
+        raise InvalidRequest("Invalid rpp")
+    page = _int(_scalar(tree, "page"), "page", 1)
+    if page < 1:
+        raise InvalidRequest("Invalid page")
+    window = min(config.gateway.k, MAX_RESULT_WINDOW)
+    if page * rpp > window:
+        raise InvalidRequest(
+            f"Requested page out of range: page * rpp must be at most {window}"
+            f" (page={page}, rpp={rpp})"
+        )
+    execution = (_scalar(tree, "filter_execution") or "and").strip().lower()
+    if execution not in ("and", "or"):
+        raise InvalidRequest("Invalid filter_execution: use and or or")
+    return DoofinderParams(
+        filters=_filters(tree, "filter", config),
+        excludes=tuple(_filters(tree, "exclude", config).values()),
+        filter_execution=cast(FilterExecution, execution),
+        facets=_facets(tree, config),
+        sort=_sort(tree, config),
+        page=page,
+        rpp=rpp,
+        session_id=_text(tree, "session_id", MAX_SESSION_ID),
+        user_id=_text(tree, "user_id", MAX_USER_ID),
+        stats=_bool(_scalar(tree, "stats"), "stats", True),
+        excluded_results=_bool(_scalar(tree, "excluded_results"), "excluded_results", True),
+        exclude_self=_bool(_scalar(tree, "exclude_self"), "exclude_self", True),
+        dfid=_scalar(tree, "dfid") or None,
+    )

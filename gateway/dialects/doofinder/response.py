@@ -1,0 +1,190 @@
+"""Neutral ``SearchResult`` → the Doofinder v6 ``SearchResponse`` JSON. Pure.
+
+Facets follow the reference's ``TermFacetResponse``/``RangeFacetResponse`` schemas:
+``{"key": "brand", "terms": {"items": [{"name", "count"}], "selected": [...]}}`` and
+``{"key": "price", "range": {"min", "max", "from", "to"}}``.
+
+``dfid`` is ``{hashid}@product@{md5(id)}`` as Doofinder writes it. md5 cannot be reversed,
+so ``parse_dfid`` tells the route which stored field to look the item up by: a full dfid
+names ``id_md5`` (the md5 hex of ``id``, which the indexer must store as a keyword), and
+anything else is taken as a plain ``id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.search.model import (
+    ID_FIELD,
+    Hit,
+    RangeFacetResult,
+    Scalar,
+    SearchRequest,
+    SearchResult,
+    TermsFacetResult,
+)
+from imgsearch.engine_config import EngineConfig
+from imgsearch.errors import InvalidRequest
+
+DFID_TYPE = "product"
+QUERY_NAME = "image_search"
+ID_MD5_FIELD = "id_md5"
+# Stored fields that are bookkeeping, not catalog data.
+_INTERNAL_FIELDS = frozenset({"content_hash", "indexed_at", ID_MD5_FIELD})
+_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+class TermItem(BaseModel):
+    name: str
+    count: int
+
+
+class Terms(BaseModel):
+    items: list[TermItem]
+    selected: list[TermItem]
+
+
+class TermFacetResponse(BaseModel):
+    key: str
+    terms: Terms
+
+
+class RangeStats(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    min: float | None = None
+    max: float | None = None
+    from_: float | str | None = Field(default=None, alias="from")
+    to: float | str | None = None
+
+
+class RangeFacetResponse(BaseModel):
+    key: str
+    range: RangeStats
+
+
+class Item(BaseModel):
+    """One result; the engine's other stored fields come along as extra keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    dfid: str
+    title: str
+    url: str | None = None
+    image_url: str | None = None
+    description: str | None = None
+    score: float
+
+
+class DoofinderSearchResponse(BaseModel):
+    results: list[Item]
+    total: int
+    count: int
+    page: int
+    rpp: int
+    query_name: str = QUERY_NAME
+    facets: list[TermFacetResponse | RangeFacetResponse] = Field(default_factory=list)
+
+
+def make_dfid(hashid: str, item_id: str) -> str:
+    return f"{hashid}@{DFID_TYPE}@{hashlib.md5(item_id.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """Which stored field identifies the item a ``dfid`` parameter names."""
+
+    field: Literal["id", "id_md5"]
+    value: str
+
+
+def parse_dfid(dfid: str, hashid: str) -> ItemRef:
+    """A full ``{hashid}@product@{md5}`` dfid → look up ``id_md5``; anything else → ``id``."""
+    parts = dfid.split("@")
+    if len(parts) == 3 and _MD5.fullmatch(parts[2]):
+        if parts[0] != hashid:
+            raise InvalidRequest("Invalid dfid: it belongs to another search engine")
+        if parts[1] != DFID_TYPE:
+            raise InvalidRequest(f"Invalid dfid: unknown index {parts[1]!r}")
+        return ItemRef("id_md5", parts[2])
+    if not dfid:
+        raise InvalidRequest("Invalid dfid")
+    return ItemRef("id", dfid)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return str(value[0]) if value else None
+    return str(value)
+
+
+def format_item(hit: Hit, config: EngineConfig, hashid: str) -> dict[str, Any]:
+    names = config.result_fields
+    source = hit.source
+    item: dict[str, Any] = {
+        key: value
+        for key, value in source.items()
+        if key not in _INTERNAL_FIELDS and key not in config.vectors
+    }
+    image_field = names.image_url or "image_url"
+    item.update(
+        id=hit.id,
+        dfid=make_dfid(hashid, hit.id),
+        title=(_text(source.get(names.title)) if names.title else None) or "",
+        url=_text(source.get(names.url)) if names.url else None,
+        image_url=_text(source.get(image_field)),
+        description=_text(source.get(names.description)) if names.description else None,
+        score=hit.score,
+    )
+    return item
+
+
+def _name(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def format_facet(facet: TermsFacetResult | RangeFacetResult) -> dict[str, Any]:
+    if isinstance(facet, RangeFacetResult):
+        return {
+            "key": facet.field,
+            "range": {
+                "min": facet.min,
+                "max": facet.max,
+                "from": facet.selected_from,
+                "to": facet.selected_to,
+            },
+        }
+    return {
+        "key": facet.field,
+        "terms": {
+            "items": [{"name": _name(t.value), "count": t.count} for t in facet.items],
+            "selected": [{"name": _name(t.value), "count": t.count} for t in facet.selected],
+        },
+    }
+
+
+def format_response(
+    result: SearchResult, req: SearchRequest, config: EngineConfig, hashid: str
+) -> dict[str, Any]:
+    """The JSON body of a successful ``_image_search`` (see ``DoofinderSearchResponse``)."""
+    return {
+        "results": [format_item(hit, config, hashid) for hit in result.hits],
+        "total": result.total,
+        "count": result.total,
+        "page": req.page,
+        "rpp": req.rpp,
+        "query_name": QUERY_NAME,
+        "facets": [format_facet(facet) for facet in result.facets],
+    }

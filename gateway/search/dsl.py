@@ -1,0 +1,164 @@
+"""Neutral ``SearchRequest`` → OpenSearch ``_msearch`` header/body pairs. Pure.
+
+Plan of one search (``read_msearch`` in ``results.py`` reads it back in the same order):
+
+1. The main body: a ``knn`` query on the request's vector field with ``k`` = pool size and
+   the complete filter *inside* the knn clause (efficient filtering: the pool is the k
+   nearest documents that pass). The lucene engine's knn query matches exactly those k
+   documents, so ``track_total_hits`` and the aggregations run over the pool. It carries
+   the aggregations of every facet whose field has no selected filter.
+   - Relevance order: ``from``/``size`` select the page; ties on score break on ``id``.
+   - Field sort: OpenSearch would only sort the returned hits consistently on one shard,
+     so the whole pool comes back (``from`` 0, ``size`` k, vectors left out of ``_source``)
+     and ``results.py`` re-orders it in Python and slices the page.
+2. One more body per facet whose field has a selected filter (disjunctive faceting): the
+   same knn query whose filter leaves out that field's own clause, ``size`` 0, and only
+   that facet's aggregations (plus exact counts of its selected values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.search.model import (
+    ID_FIELD,
+    And,
+    FacetRequest,
+    FilterTree,
+    Or,
+    Range,
+    SearchRequest,
+    Terms,
+)
+from imgsearch.engine_config import EngineConfig, FieldType
+from imgsearch.errors import MissingFields
+
+# Aggregation names: ``f|<field>`` for the facet itself, ``s|<field>`` for selected counts.
+FACET_AGG = "f|{}"
+SELECTED_AGG = "s|{}"
+
+
+def field_path(name: str, config: EngineConfig) -> str:
+    """The indexed path to filter, sort or aggregate ``name`` on (text → its keyword)."""
+    spec = config.searchable_fields().get(name)
+    if spec is not None and spec.type is FieldType.TEXT:
+        return f"{name}.raw"
+    return name
+
+
+def filter_to_dsl(tree: FilterTree, config: EngineConfig) -> dict[str, Any]:
+    """One filter tree as an OpenSearch query clause (filter context)."""
+    if isinstance(tree, Terms):
+        return {"terms": {field_path(tree.field, config): list(tree.values)}}
+    if isinstance(tree, Range):
+        bounds = {
+            op: value
+            for op, value in (
+                ("gte", tree.gte),
+                ("gt", tree.gt),
+                ("lte", tree.lte),
+                ("lt", tree.lt),
+            )
+            if value is not None
+        }
+        return {"range": {field_path(tree.field, config): bounds}}
+    if isinstance(tree, And):
+        return {"bool": {"filter": [filter_to_dsl(child, config) for child in tree.children]}}
+    if isinstance(tree, Or):
+        return {
+            "bool": {
+                "should": [filter_to_dsl(child, config) for child in tree.children],
+                "minimum_should_match": 1,
+            }
+        }
+    return {"bool": {"must_not": [filter_to_dsl(tree.child, config)]}}
+
+
+def knn_query(req: SearchRequest, config: EngineConfig, omit: str | None = None) -> dict[str, Any]:
+    """The knn clause with the complete filter (less ``omit``'s own clause) inside it."""
+    if req.vector is None:
+        raise MissingFields(["image"])
+    clause: dict[str, Any] = {"vector": list(req.vector), "k": req.k}
+    tree = req.filter_tree(omit)
+    if tree is not None:
+        clause["filter"] = filter_to_dsl(tree, config)
+    return {"knn": {req.vector_field: clause}}
+
+
+def facet_aggs(facet: FacetRequest, req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
+    """The aggregations of one facet: top terms or stats, plus selected-value counts."""
+    path = field_path(facet.field, config)
+    if facet.type == "range":
+        return {FACET_AGG.format(facet.field): {"stats": {"field": path}}}
+    aggs: dict[str, Any] = {
+        FACET_AGG.format(facet.field): {
+            "terms": {
+                "field": path,
+                "size": facet.size,
+                "order": [{"_count": "desc"}, {"_key": "asc"}],
+            }
+        }
+    }
+    selected = req.filters.get(facet.field)
+    if isinstance(selected, Terms):
+        aggs[SELECTED_AGG.format(facet.field)] = {
+            "filters": {
+                "filters": {
+                    str(i): {"term": {path: value}} for i, value in enumerate(selected.values)
+                }
+            }
+        }
+    return aggs
+
+
+def _source(config: EngineConfig) -> dict[str, Any]:
+    return {"excludes": sorted(config.vectors)}
+
+
+def main_body(req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
+    """Body 1: the page (or the whole pool when sorting by field) plus plain facets."""
+    sorting = bool(req.sort)
+    body: dict[str, Any] = {
+        "query": knn_query(req, config),
+        "from": 0 if sorting else req.offset,
+        "size": req.k if sorting else req.rpp,
+        "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
+        "track_total_hits": True,
+        "_source": _source(config),
+    }
+    disjunctive = {facet.field for facet in req.disjunctive_facets()}
+    aggs: dict[str, Any] = {}
+    for facet in req.facets:
+        if facet.field not in disjunctive:
+            aggs.update(facet_aggs(facet, req, config))
+    if aggs:
+        body["aggs"] = aggs
+    return body
+
+
+def disjunctive_body(
+    facet: FacetRequest, req: SearchRequest, config: EngineConfig
+) -> dict[str, Any]:
+    """A facet counted with every filter except its own."""
+    return {
+        "query": knn_query(req, config, omit=facet.field),
+        "size": 0,
+        "track_total_hits": False,
+        "aggs": facet_aggs(facet, req, config),
+    }
+
+
+def build_msearch(req: SearchRequest, config: EngineConfig, index: str) -> list[dict[str, Any]]:
+    """Header/body pairs for ``_msearch``: the main body, then one per disjunctive facet."""
+    bodies = [main_body(req, config)]
+    bodies.extend(disjunctive_body(facet, req, config) for facet in req.disjunctive_facets())
+    lines: list[dict[str, Any]] = []
+    for body in bodies:
+        lines.append({"index": index})
+        lines.append(body)
+    return lines
+
+
+def item_lookup_body(field: str, value: str) -> dict[str, Any]:
+    """Search body fetching one stored item with its vectors (for "more like this")."""
+    return {"query": {"term": {field: value}}, "size": 1}

@@ -1,0 +1,171 @@
+"""The neutral search model every dialect parses into and formats from.
+
+A request keeps its positive filters as a mapping *field → clause* and its negative
+filters (excludes, excluded ids) apart, so the DSL builder can drop one facet's own clause
+to count that facet disjunctively (see ``SearchRequest.filter_tree``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+# A filter value, typed per field: keyword/text/date → str, number → float, boolean → bool.
+Scalar = str | float | bool
+
+FacetType = Literal["terms", "range"]
+SortOrder = Literal["asc", "desc"]
+FilterExecution = Literal["and", "or"]
+
+# The stored document field holding the item id (see ``mappings/index.json``).
+ID_FIELD = "id"
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The field has at least one of ``values``."""
+
+    field: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The field lies within the given bounds (any bound may be absent)."""
+
+    field: str
+    gte: Scalar | None = None
+    gt: Scalar | None = None
+    lte: Scalar | None = None
+    lt: Scalar | None = None
+
+
+@dataclass(frozen=True)
+class And:
+    """Every child matches."""
+
+    children: tuple[FilterTree, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """At least one child matches."""
+
+    children: tuple[FilterTree, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """The child does not match."""
+
+    child: FilterTree
+
+
+FilterTree = Terms | Range | And | Or | Not
+
+
+@dataclass(frozen=True)
+class FacetRequest:
+    """Count ``field`` over the pool: top ``size`` terms, or min/max for ``range``."""
+
+    field: str
+    size: int
+    type: FacetType
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: str
+    order: SortOrder = "asc"
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One k-NN search over an engine's pool of ``k`` nearest documents.
+
+    ``filters`` maps a field to its positive clause (a ``Terms`` or ``Range`` on that field);
+    they combine with ``filter_execution``. ``excludes`` (negative clauses) and
+    ``exclude_ids`` always apply. ``sort`` empty means relevance order.
+    """
+
+    engine: str
+    vector_field: str
+    k: int
+    vector: list[float] | None = None
+    filters: Mapping[str, FilterTree] = field(default_factory=dict)
+    filter_execution: FilterExecution = "and"
+    excludes: tuple[FilterTree, ...] = ()
+    exclude_ids: tuple[str, ...] = ()
+    facets: tuple[FacetRequest, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    page: int = 1
+    rpp: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.rpp
+
+    def filter_tree(self, omit: str | None = None) -> FilterTree | None:
+        """The complete filter, without ``omit``'s own positive clause; ``None`` if empty."""
+        positive = tuple(clause for name, clause in self.filters.items() if name != omit)
+        parts: list[FilterTree] = []
+        if len(positive) == 1:
+            parts.append(positive[0])
+        elif positive:
+            parts.append(And(positive) if self.filter_execution == "and" else Or(positive))
+        parts.extend(Not(clause) for clause in self.excludes)
+        if self.exclude_ids:
+            parts.append(Not(Terms(ID_FIELD, tuple(self.exclude_ids))))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def disjunctive_facets(self) -> tuple[FacetRequest, ...]:
+        """Facets whose field carries a selected filter: each is counted in its own body."""
+        return tuple(facet for facet in self.facets if facet.field in self.filters)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    source: dict[str, object]
+
+
+@dataclass(frozen=True)
+class TermCount:
+    value: Scalar
+    count: int
+
+
+@dataclass(frozen=True)
+class TermsFacetResult:
+    """Top terms (selected ones always included) and the selected terms with their counts."""
+
+    field: str
+    items: tuple[TermCount, ...]
+    selected: tuple[TermCount, ...]
+    type: Literal["terms"] = "terms"
+
+
+@dataclass(frozen=True)
+class RangeFacetResult:
+    """Min/max of the field over the pool (``None`` when no document has it)."""
+
+    field: str
+    min: float | None
+    max: float | None
+    selected_from: Scalar | None = None
+    selected_to: Scalar | None = None
+    type: Literal["range"] = "range"
+
+
+FacetResult = TermsFacetResult | RangeFacetResult
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int
+    hits: tuple[Hit, ...]
+    facets: tuple[FacetResult, ...] = ()

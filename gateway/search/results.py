@@ -1,0 +1,175 @@
+"""OpenSearch ``_msearch`` responses → neutral ``SearchResult``. Pure.
+
+Reads the bodies in the order ``dsl.build_msearch`` wrote them. For a field sort the main
+body returned the whole pool; it is re-ordered here (sort keys in turn, documents missing
+a key last whatever the order, then similarity, then id) and the page sliced out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.search.dsl import FACET_AGG, SELECTED_AGG
+from gateway.search.model import (
+    ID_FIELD,
+    FacetRequest,
+    FacetResult,
+    Hit,
+    Range,
+    RangeFacetResult,
+    Scalar,
+    SearchRequest,
+    SearchResult,
+    SortKey,
+    TermCount,
+    Terms,
+    TermsFacetResult,
+)
+from imgsearch.engine_config import EngineConfig, FieldType
+from imgsearch.errors import BackendUnavailable
+
+
+def _check(response: dict[str, Any]) -> None:
+    error = response.get("error")
+    if error is not None:
+        if isinstance(error, dict):
+            reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
+        else:
+            reason = str(error)
+        raise BackendUnavailable(f"search backend error: {reason}")
+
+
+def _hit(raw: dict[str, Any]) -> Hit:
+    source: dict[str, object] = dict(raw.get("_source") or {})
+    ident = source.get(ID_FIELD, raw.get("_id"))
+    score = raw.get("_score")
+    return Hit(id=str(ident), score=float(score) if score is not None else 0.0, source=source)
+
+
+def _sort_value(value: object, kind: FieldType | None) -> float | str | None:
+    """A comparable value for one document field; ``None`` when missing or unusable."""
+    if value is None or isinstance(value, dict):
+        return None
+    if kind is FieldType.NUMBER or kind is FieldType.BOOLEAN:
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str) and kind is FieldType.BOOLEAN:
+            return {"true": 1.0, "false": 0.0}.get(value.lower())
+        try:
+            return float(str(value))
+        except ValueError:
+            return None
+    return str(value)
+
+
+def _field_value(hit: Hit, key: SortKey, kind: FieldType | None) -> float | str | None:
+    """Multi-valued fields sort on their min (asc) or max (desc), like OpenSearch."""
+    raw = hit.source.get(key.field)
+    values = raw if isinstance(raw, list) else [raw]
+    usable = [v for v in (_sort_value(item, kind) for item in values) if v is not None]
+    if not usable:
+        return None
+    if all(isinstance(v, float) for v in usable) or all(isinstance(v, str) for v in usable):
+        return min(usable) if key.order == "asc" else max(usable)
+    return None
+
+
+def sort_pool(hits: Sequence[Hit], sort: Sequence[SortKey], config: EngineConfig) -> list[Hit]:
+    """Order hits by the sort keys, missing values last; then score desc, then id asc."""
+    fields = config.searchable_fields()
+    ordered = sorted(hits, key=lambda hit: (-hit.score, hit.id))
+    # Stable sorts from the least significant key to the most significant.
+    for key in reversed(sort):
+        spec = fields.get(key.field)
+        kind = spec.type if spec is not None else None
+        present = [(hit, _field_value(hit, key, kind)) for hit in ordered]
+        with_value = [pair for pair in present if pair[1] is not None]
+        missing = [hit for hit, value in present if value is None]
+        with_value.sort(key=lambda pair: pair[1], reverse=key.order == "desc")  # type: ignore[arg-type,return-value]
+        ordered = [hit for hit, _ in with_value] + missing
+    return ordered
+
+
+def _bucket_value(bucket: dict[str, Any], kind: FieldType | None) -> Scalar:
+    if kind is FieldType.BOOLEAN:
+        text = str(bucket.get("key_as_string", bucket.get("key")))
+        return text.lower() in ("true", "1")
+    key = bucket.get("key")
+    if kind is FieldType.NUMBER and isinstance(key, int | float):
+        return float(key)
+    if isinstance(key, str):
+        return key
+    return str(bucket.get("key_as_string", key))
+
+
+def _terms_facet(
+    facet: FacetRequest, aggs: dict[str, Any], req: SearchRequest, kind: FieldType | None
+) -> TermsFacetResult:
+    buckets = aggs.get(FACET_AGG.format(facet.field), {}).get("buckets", [])
+    items = [TermCount(_bucket_value(b, kind), int(b.get("doc_count", 0))) for b in buckets]
+    selected: list[TermCount] = []
+    clause = req.filters.get(facet.field)
+    if isinstance(clause, Terms):
+        counts = aggs.get(SELECTED_AGG.format(facet.field), {}).get("buckets", {})
+        for i, value in enumerate(clause.values):
+            count = int(counts.get(str(i), {}).get("doc_count", 0))
+            selected.append(TermCount(value, count))
+        listed = {item.value for item in items}
+        items.extend(item for item in selected if item.value not in listed)
+    return TermsFacetResult(field=facet.field, items=tuple(items), selected=tuple(selected))
+
+
+def _range_facet(facet: FacetRequest, aggs: dict[str, Any], req: SearchRequest) -> RangeFacetResult:
+    stats = aggs.get(FACET_AGG.format(facet.field), {})
+    low, high = stats.get("min"), stats.get("max")
+    clause = req.filters.get(facet.field)
+    start = end = None
+    if isinstance(clause, Range):
+        start = clause.gte if clause.gte is not None else clause.gt
+        end = clause.lte if clause.lte is not None else clause.lt
+    return RangeFacetResult(
+        field=facet.field,
+        min=float(low) if low is not None else None,
+        max=float(high) if high is not None else None,
+        selected_from=start,
+        selected_to=end,
+    )
+
+
+def read_msearch(
+    responses: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig
+) -> SearchResult:
+    """Merge the ``_msearch`` ``responses`` items (same order as the bodies) into a result."""
+    disjunctive = req.disjunctive_facets()
+    if len(responses) != 1 + len(disjunctive):
+        raise BackendUnavailable(
+            f"search backend answered {len(responses)} responses, expected {1 + len(disjunctive)}"
+        )
+    for response in responses:
+        _check(response)
+    main = responses[0]
+    hits_part = main.get("hits", {})
+    total_raw = hits_part.get("total", 0)
+    total = int(total_raw.get("value", 0) if isinstance(total_raw, dict) else total_raw)
+    hits = [_hit(raw) for raw in hits_part.get("hits", [])]
+    if req.sort:
+        pool = sorted(hits, key=lambda hit: (-hit.score, hit.id))[: req.k]
+        hits = sort_pool(pool, req.sort, config)[req.offset : req.offset + req.rpp]
+
+    aggs_by_field: dict[str, dict[str, Any]] = {}
+    for facet, response in zip(disjunctive, responses[1:], strict=True):
+        aggs_by_field[facet.field] = response.get("aggregations", {})
+    main_aggs: dict[str, Any] = main.get("aggregations", {})
+    fields = config.searchable_fields()
+    facets: list[FacetResult] = []
+    for facet in req.facets:
+        aggs = aggs_by_field.get(facet.field, main_aggs)
+        spec = fields.get(facet.field)
+        if facet.type == "range":
+            facets.append(_range_facet(facet, aggs, req))
+        else:
+            facets.append(_terms_facet(facet, aggs, req, spec.type if spec else None))
+    return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=tuple(facets))
