@@ -1,0 +1,154 @@
+"""Neutral request → _msearch bodies: which clauses and aggregations each body has."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.search.dsl import build_msearch, filter_to_dsl
+from gateway.search.model import (
+    And,
+    FacetRequest,
+    FilterTree,
+    Not,
+    Or,
+    Range,
+    SearchRequest,
+    SortKey,
+    Terms,
+)
+from imgsearch.errors import MissingFields
+from tests.unit.search_config import CONFIG
+
+BRAND = Terms("brand", ("nike",))
+PRICE = Range("price", gte=10.0)
+
+
+def request(**kwargs: Any) -> SearchRequest:
+    base: dict[str, Any] = {"engine": "abc123", "vector_field": "clip", "k": 50, "vector": [1.0]}
+    return SearchRequest(**{**base, **kwargs})
+
+
+DSL_CASES: list[tuple[FilterTree, dict[str, Any], str]] = [
+    (BRAND, {"terms": {"brand": ["nike"]}}, "terms"),
+    (Terms("title", ("A",)), {"terms": {"title.raw": ["A"]}}, "text → keyword sub-field"),
+    (Range("price", gt=1.0, lt=2.0), {"range": {"price": {"gt": 1.0, "lt": 2.0}}}, "range"),
+    (
+        And((BRAND, PRICE)),
+        {"bool": {"filter": [{"terms": {"brand": ["nike"]}}, {"range": {"price": {"gte": 10.0}}}]}},
+        "and",
+    ),
+    (
+        Or((BRAND, PRICE)),
+        {
+            "bool": {
+                "should": [{"terms": {"brand": ["nike"]}}, {"range": {"price": {"gte": 10.0}}}],
+                "minimum_should_match": 1,
+            }
+        },
+        "or",
+    ),
+    (Not(BRAND), {"bool": {"must_not": [{"terms": {"brand": ["nike"]}}]}}, "not"),
+]
+
+
+@pytest.mark.parametrize(("tree", "expected", "why"), DSL_CASES)
+def test_filter_to_dsl(tree: FilterTree, expected: dict[str, Any], why: str) -> None:
+    assert filter_to_dsl(tree, CONFIG) == expected, why
+
+
+TREE_CASES: list[tuple[dict[str, Any], str | None, FilterTree | None, str]] = [
+    ({}, None, None, "no filter at all"),
+    ({"filters": {"brand": BRAND}}, None, BRAND, "one clause stands alone"),
+    ({"filters": {"brand": BRAND, "price": PRICE}}, None, And((BRAND, PRICE)), "and"),
+    (
+        {"filters": {"brand": BRAND, "price": PRICE}, "filter_execution": "or"},
+        None,
+        Or((BRAND, PRICE)),
+        "or",
+    ),
+    ({"filters": {"brand": BRAND, "price": PRICE}}, "brand", PRICE, "omit own clause"),
+    ({"filters": {"brand": BRAND}}, "brand", None, "omit the only clause"),
+    (
+        {"filters": {"brand": BRAND}, "excludes": (PRICE,), "exclude_ids": ("7",)},
+        "brand",
+        And((Not(PRICE), Not(Terms("id", ("7",))))),
+        "excludes and ids are never omitted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "omit", "expected", "why"), TREE_CASES)
+def test_filter_tree(
+    kwargs: dict[str, Any], omit: str | None, expected: FilterTree | None, why: str
+) -> None:
+    assert request(**kwargs).filter_tree(omit) == expected, why
+
+
+def _knn(body: dict[str, Any]) -> dict[str, Any]:
+    clause: dict[str, Any] = body["query"]["knn"]["clip"]
+    return clause
+
+
+def test_plain_page() -> None:
+    lines = build_msearch(request(page=3, rpp=10), CONFIG, "shop")
+    assert lines[0] == {"index": "shop"}
+    body = lines[1]
+    assert len(lines) == 2
+    assert (body["from"], body["size"]) == (20, 10)
+    assert _knn(body) == {"vector": [1.0], "k": 50}
+    assert body["track_total_hits"] is True
+    assert body["_source"] == {"excludes": ["clip", "color"]}
+    assert body["sort"] == [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}]
+    assert "aggs" not in body
+
+
+def test_field_sort_fetches_whole_pool() -> None:
+    body = build_msearch(request(page=2, rpp=10, sort=(SortKey("price"),)), CONFIG, "s")[1]
+    assert (body["from"], body["size"]) == (0, 50)
+
+
+def test_disjunctive_facets() -> None:
+    req = request(
+        filters={"brand": BRAND, "price": PRICE},
+        excludes=(Terms("size", ("XL",)),),
+        exclude_ids=("9",),
+        facets=(
+            FacetRequest("brand", 5, "terms"),
+            FacetRequest("size", 7, "terms"),
+            FacetRequest("price", 20, "range"),
+        ),
+    )
+    lines = build_msearch(req, CONFIG, "shop")
+    assert len(lines) == 6, "main body + one per facet with a selected filter (brand, price)"
+    main, brand, price = lines[1], lines[3], lines[5]
+    excl = [{"bool": {"must_not": [{"terms": {"size": ["XL"]}}]}}]
+    ids = [{"bool": {"must_not": [{"terms": {"id": ["9"]}}]}}]
+    both = {
+        "bool": {"filter": [{"terms": {"brand": ["nike"]}}, {"range": {"price": {"gte": 10.0}}}]}
+    }
+    assert _knn(main)["filter"] == {"bool": {"filter": [both, *excl, *ids]}}
+    assert set(main["aggs"]) == {"f|size"}, "size has no selected filter: counted in main"
+    assert main["aggs"]["f|size"]["terms"]["size"] == 7
+    assert _knn(brand)["filter"] == {
+        "bool": {"filter": [{"range": {"price": {"gte": 10.0}}}, *excl, *ids]}
+    }, "brand's own clause dropped, everything else kept"
+    assert brand["size"] == 0
+    assert set(brand["aggs"]) == {"f|brand", "s|brand"}
+    assert brand["aggs"]["s|brand"] == {"filters": {"filters": {"0": {"term": {"brand": "nike"}}}}}
+    assert _knn(price)["filter"] == {
+        "bool": {"filter": [{"terms": {"brand": ["nike"]}}, *excl, *ids]}
+    }
+    assert price["aggs"] == {"f|price": {"stats": {"field": "price"}}}
+    assert all(_knn(b)["k"] == 50 for b in (main, brand, price))
+
+
+def test_selected_filter_without_facet_adds_no_body() -> None:
+    lines = build_msearch(request(filters={"brand": BRAND}), CONFIG, "shop")
+    assert len(lines) == 2
+
+
+def test_vector_required() -> None:
+    with pytest.raises(MissingFields, match="image"):
+        build_msearch(request(vector=None), CONFIG, "shop")
