@@ -20,7 +20,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.search.model import (
-    ID_FIELD,
     Hit,
     RangeFacetResult,
     Scalar,
