@@ -21,7 +21,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Fields the indexer writes itself; engine configs may not declare them.
-RESERVED_FIELDS = frozenset({"id", "image_url", "content_hash", "indexed_at", "palette", "colors"})
+RESERVED_FIELDS = frozenset({"id", "id_md5", "image_url", "content_hash", "indexed_at", "palette", "colors"})
 
 
 class FieldType(StrEnum):

@@ -53,6 +53,7 @@ def build_document(
         **record.fields,
         **vectors,
         "id": record.id,
+        "id_md5": hashlib.md5(record.id.encode()).hexdigest(),  # Doofinder dfid lookups
         "image_url": record.image_url,
         "content_hash": digest,
         "indexed_at": indexed_at,

@@ -18,6 +18,8 @@ from opensearchpy import OpenSearch
 
 from imgsearch.search_client import make_client
 
+pytest_plugins = ["tests.fixtures_clip"]
+
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "clothing"
 

@@ -1,0 +1,40 @@
+"""``imgsearch serve``: run the gateway with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve",
+        help="serve the search APIs (Doofinder-compatible) and the demo page",
+        description=(
+            "Serve every engine config found in --engines over HTTP. Settings also come from "
+            "IMGSEARCH_* environment variables (see docs/gateway.md)."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--engines", type=Path, help="folder of engine configs (default engines/)")
+    parser.add_argument("--opensearch-url", help="cluster URL (default $OPENSEARCH_URL)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    overrides: dict[str, object] = {}
+    if args.engines is not None:
+        overrides["engines_dir"] = args.engines
+    if args.opensearch_url is not None:
+        overrides["opensearch_url"] = args.opensearch_url
+    settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0

@@ -1,0 +1,1 @@
+"""HTTP routes; each module is thin glue over dialects and the search service."""

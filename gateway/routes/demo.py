@@ -1,0 +1,21 @@
+"""The demo shop page and the browser client, served from ``gateway/static``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from gateway.search_service import SearchService
+
+
+def mount(app: FastAPI, static_dir: Path) -> None:
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
+
+    @app.get("/demo/{hashid}", include_in_schema=False)
+    async def demo_page(hashid: str, request: Request) -> FileResponse:
+        service: SearchService = request.app.state.service
+        service.registry.get(hashid)  # 404 "Mapping not found" for unknown engines
+        return FileResponse(static_dir / "demo.html", media_type="text/html")

@@ -1,0 +1,35 @@
+"""Gateway settings, built in ``create_app()``/``main()``, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMGSEARCH_", extra="ignore", frozen=True)
+
+    opensearch_url: str = Field(
+        default="http://127.0.0.1:9200",
+        validation_alias=AliasChoices("IMGSEARCH_OPENSEARCH_URL", "OPENSEARCH_URL"),
+    )
+    engines_dir: Path = Path("engines")
+    max_body_bytes: Annotated[int, Field(ge=1024, le=200 * MiB)] = 16 * MiB
+    max_image_bytes: Annotated[int, Field(ge=1024, le=100 * MiB)] = 10 * MiB
+    max_image_pixels: Annotated[int, Field(ge=10_000, le=200_000_000)] = 40_000_000
+    search_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    fetch_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    embed_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
+    device: str | None = None
+
+    @field_validator("opensearch_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")

@@ -1,0 +1,184 @@
+"""The gateway on the real node agrees with the brute-force reference, for many requests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.dialects.doofinder.params import parse_params
+from imgsearch.images import decode_image
+from tests.integration.conftest import BRANDS, POOL_K, SIZES, Catalog
+from tests.reference_search import Expected, evaluate
+
+Pairs = list[tuple[str, str]]
+N_RANDOM_REQUESTS = 60
+
+
+def _random_params(rng: random.Random, catalog: Catalog) -> Pairs:
+    categories = sorted({d["category"] for d in catalog.docs})
+    pairs: Pairs = []
+    for name in rng.sample(["category", "brand", "size", "price", "in_stock"], rng.randint(0, 2)):
+        if name == "price":
+            low = rng.uniform(5, 120)
+            pairs += [("filter[price][gte]", f"{low:.2f}"), ("filter[price][lte]", f"{low + 80:.2f}")]
+        elif name == "in_stock":
+            pairs.append(("filter[in_stock]", rng.choice(["true", "false"])))
+        else:
+            pool = {"category": categories, "brand": BRANDS, "size": SIZES}[name]
+            pairs += [(f"filter[{name}][]", v) for v in rng.sample(pool, rng.randint(1, 2))]
+    if rng.random() < 0.4:
+        if rng.random() < 0.5:
+            pairs.append(("exclude[brand][]", rng.choice(BRANDS)))
+        else:
+            pairs.append(("exclude[price][gt]", f"{rng.uniform(100, 190):.2f}"))
+    if rng.random() < 0.25:
+        pairs.append(("filter_execution", "or"))
+    facets = rng.sample(["category", "brand", "size", "price", "in_stock"], rng.randint(0, 4))
+    for i, name in enumerate(facets):
+        pairs += [(f"facets[{i}][field]", name), (f"facets[{i}][size]", "50")]
+    if rng.random() < 0.4:
+        pairs.append(("sort[0][price]", rng.choice(["asc", "desc"])))
+    rpp = rng.randint(1, 20)
+    page = rng.randint(1, POOL_K // rpp)
+    pairs += [("rpp", str(rpp)), ("page", str(page))]
+    return pairs
+
+
+def _expected(gateway: TestClient, catalog: Catalog, pairs: Pairs, image: bytes) -> Expected:
+    engine = gateway.app.state.service.registry.get("shop1")  # type: ignore[attr-defined]
+    vector = engine.embedder().embed_images([decode_image(image)])[0]
+    request = parse_params(pairs, catalog.config).search_request(
+        catalog.config, [float(x) for x in vector]
+    )
+    return evaluate(catalog.docs, request, catalog.config)
+
+
+def _facets(body: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for facet in body["facets"]:
+        if "range" in facet:
+            out[facet["key"]] = (facet["range"]["min"], facet["range"]["max"])
+        else:
+            items = facet["terms"]["items"]
+            out[facet["key"]] = {i["name"]: i["count"] for i in items if i["count"] > 0}
+    return out
+
+
+def _expected_facets(expected: Expected) -> dict[str, Any]:
+    def name(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return {
+        field: value if isinstance(value, tuple) else {name(k): c for k, c in value.items()}
+        for field, value in expected.facets.items()
+    }
+
+
+def test_random_requests_match_brute_force(gateway: TestClient, catalog: Catalog) -> None:
+    rng = random.Random(20261124)
+    ids = sorted(catalog.images)
+    for _ in range(N_RANDOM_REQUESTS):
+        image = catalog.images[rng.choice(ids)].read_bytes()
+        pairs = _random_params(rng, catalog)
+        response = gateway.post(
+            "/6/shop1/_image_search",
+            params=pairs,
+            json={"image": base64.b64encode(image).decode()},
+        )
+        assert response.status_code == 200, (pairs, response.text)
+        body = response.json()
+        expected = _expected(gateway, catalog, pairs, image)
+        got_ids = [r["id"] for r in body["results"]]
+        assert got_ids == expected.ids, pairs
+        assert [r["score"] for r in body["results"]] == pytest.approx(expected.scores, abs=1e-4)
+        assert body["total"] == expected.total, pairs
+        got_facets = _facets(body)
+        for field, value in _expected_facets(expected).items():
+            if isinstance(value, tuple):
+                assert got_facets[field] == pytest.approx(value), (field, pairs)
+            else:
+                assert got_facets[field] == value, (field, pairs)
+
+
+def test_response_shape_and_dfid(gateway: TestClient, catalog: Catalog) -> None:
+    item_id = sorted(catalog.images)[0]
+    image = catalog.images[item_id].read_bytes()
+    response = gateway.post(
+        "/6/shop1/_image_search",
+        params=[("filter[brand][]", "Acme"), ("facets[0][field]", "brand"), ("rpp", "5")],
+        json={"image": base64.b64encode(image).decode()},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["query_name"] == "image_search"
+    assert (body["page"], body["rpp"]) == (1, 5)
+    first = body["results"][0]
+    assert first["dfid"] == f"shop1@product@{hashlib.md5(first['id'].encode()).hexdigest()}"
+    assert {"title", "url", "image_url", "score", "brand", "price"} <= set(first)
+    assert "clip" not in first
+    brand = next(f for f in body["facets"] if f["key"] == "brand")
+    assert [s["name"] for s in brand["terms"]["selected"]] == ["Acme"]
+    # disjunctive: other brands are still offered while Acme is selected
+    assert len(brand["terms"]["items"]) > 1
+    assert "opensearch" in response.headers["server-timing"]
+
+
+def test_multipart_upload_equals_base64(gateway: TestClient, catalog: Catalog) -> None:
+    image = catalog.images[sorted(catalog.images)[5]].read_bytes()
+    as_json = gateway.post(
+        "/6/shop1/_image_search", json={"image": base64.b64encode(image).decode(), "rpp": 7}
+    )
+    as_form = gateway.post(
+        "/6/shop1/_image_search",
+        files={"image": ("photo.jpg", image, "image/jpeg")},
+        data={"rpp": "7"},
+    )
+    assert as_json.status_code == as_form.status_code == 200, (as_json.text, as_form.text)
+    assert as_json.json()["results"] == as_form.json()["results"]
+    assert len(as_json.json()["results"]) == 7
+
+
+def test_visually_similar_uses_stored_vector(gateway: TestClient, catalog: Catalog) -> None:
+    doc = catalog.docs[10]
+    dfid = f"shop1@product@{hashlib.md5(doc['id'].encode()).hexdigest()}"
+    params = [("dfid", dfid), ("rpp", "10"), ("facets[0][field]", "category")]
+    response = gateway.get("/6/shop1/_visually_similar", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    request = parse_params(params, catalog.config).search_request(
+        catalog.config, doc["clip"], exclude_ids=[doc["id"]]
+    )
+    expected = evaluate(catalog.docs, request, catalog.config)
+    assert [r["id"] for r in body["results"]] == expected.ids
+    assert doc["id"] not in [r["id"] for r in body["results"]]
+    assert body["total"] == expected.total
+
+    with_self = gateway.get(
+        "/6/shop1/_visually_similar", params=[("dfid", doc["id"]), ("exclude_self", "false")]
+    )
+    assert with_self.status_code == 200
+    assert with_self.json()["results"][0]["id"] == doc["id"]
+
+
+def test_pages_partition_the_pool(gateway: TestClient, catalog: Catalog) -> None:
+    image = catalog.images[sorted(catalog.images)[42]].read_bytes()
+    payload = {"image": base64.b64encode(image).decode()}
+    seen: list[str] = []
+    totals = set()
+    for page in range(1, POOL_K // 15 + 1):
+        body = gateway.post(
+            "/6/shop1/_image_search",
+            params=[("rpp", "15"), ("page", str(page)), ("filter[in_stock]", "true")],
+            json=payload,
+        ).json()
+        seen += [r["id"] for r in body["results"]]
+        totals.add(body["total"])
+    assert len(seen) == len(set(seen)) == min(POOL_K, sum(d["in_stock"] for d in catalog.docs))
+    assert len(totals) == 1
