@@ -1,10 +1,10 @@
 """Weight-free colour descriptor and palette (hex, shop colour name, fraction).
 
-The descriptor is an HSV histogram: 12 hues x 3 saturations x 3 values for chromatic pixels
-plus 8 grey levels for achromatic ones (116 dims), square-rooted (Hellinger) and L2-normalised
-so cosine similarity compares colour distributions. A near-uniform background (what the
-image border is mostly made of) is left out when enough foreground remains, so a red dress
-on white reads as red, not white.
+The descriptor is a soft-binned HSV histogram: 12 hues x 3 saturations x 3 values for
+chromatic pixels plus 8 grey levels for achromatic ones (116 dims), square-rooted (Hellinger)
+and L2-normalised so cosine similarity compares colour distributions. A near-uniform
+background (what the image border is mostly made of) is left out when enough foreground
+remains, so a red dress on white reads as red, not white.
 """
 
 from __future__ import annotations
@@ -71,19 +71,45 @@ def rgb_to_hsv(rgb: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
 
 
 def colour_histogram(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    hsv = rgb_to_hsv(pixels)
-    hue, sat, val = hsv.T
+    """Soft-binned HSV histogram: each pixel votes for its neighbouring bins by distance,
+    so a colour near a bin edge does not flip the whole vector."""
+    hue, sat, val = rgb_to_hsv(pixels).T
     chromatic = (sat >= _CHROMA_SAT) & (val >= _CHROMA_VAL)
-    h_bin = np.minimum((hue / 360.0 * _HUES).astype(int), _HUES - 1)
-    s_bin = np.minimum(((sat - _CHROMA_SAT) / (1 - _CHROMA_SAT) * _SATS).astype(int), _SATS - 1)
-    v_bin = np.minimum(((val - _CHROMA_VAL) / (1 - _CHROMA_VAL) * _VALS).astype(int), _VALS - 1)
-    colour_bin = (h_bin * _SATS + s_bin) * _VALS + v_bin
-    grey_bin = _HUES * _SATS * _VALS + np.minimum((val * _GREYS).astype(int), _GREYS - 1)
-    bins = np.where(chromatic, colour_bin, grey_bin)
-    counts = np.bincount(bins, minlength=DIM).astype(np.float64)
-    root = np.sqrt(counts / max(counts.sum(), 1.0))
+    counts = np.zeros(DIM, np.float64)
+    h_lo, h_w = _soft(hue / 360.0 * _HUES, _HUES, circular=True)
+    s_lo, s_w = _soft((sat - _CHROMA_SAT) / (1 - _CHROMA_SAT) * _SATS, _SATS)
+    v_lo, v_w = _soft((val - _CHROMA_VAL) / (1 - _CHROMA_VAL) * _VALS, _VALS)
+    for dh in (0, 1):
+        for ds in (0, 1):
+            for dv in (0, 1):
+                h = (h_lo + dh) % _HUES
+                s = np.minimum(s_lo + ds, _SATS - 1)
+                v = np.minimum(v_lo + dv, _VALS - 1)
+                weight = _pick(h_w, dh) * _pick(s_w, ds) * _pick(v_w, dv) * chromatic
+                np.add.at(counts, (h * _SATS + s) * _VALS + v, weight)
+    g_lo, g_w = _soft(val * _GREYS, _GREYS)
+    offset = _HUES * _SATS * _VALS
+    for dg in (0, 1):
+        bins = offset + np.minimum(g_lo + dg, _GREYS - 1)
+        np.add.at(counts, bins, _pick(g_w, dg) * ~chromatic)
+    root = np.sqrt(counts / max(counts.sum(), 1e-12))
     unit = root / max(float(np.linalg.norm(root)), 1e-12)
     return np.asarray(unit, dtype=np.float32)
+
+
+def _soft(
+    position: npt.NDArray[np.float64], bins: int, *, circular: bool = False
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Lower bin index and the weight of the upper neighbour for positions in [0, bins]."""
+    centred = position - 0.5
+    if not circular:
+        centred = np.clip(centred, 0.0, bins - 1.0)
+    lower = np.floor(centred)
+    return (lower.astype(np.int64) % bins), centred - lower
+
+
+def _pick(upper_weight: npt.NDArray[np.float64], upper: int) -> npt.NDArray[np.float64]:
+    return upper_weight if upper else 1.0 - upper_weight
 
 
 def colour_name(rgb: Sequence[int]) -> str:
@@ -146,7 +172,7 @@ class ColorEmbedder:
 
     def __init__(self) -> None:
         self._info = EmbedderInfo(
-            embedder="color", version="hsv-hist-12x3x3+8/fg/v1", dim=DIM, storage="knn_cosine"
+            embedder="color", version="hsv-softhist-12x3x3+8/fg/v1", dim=DIM, storage="knn_cosine"
         )
 
     @property
