@@ -71,7 +71,9 @@ class SearchService:
             lambda: fetch_image_bytes(url, self.limits, timeout=timeouts, allow_local=False)
         )
 
-    async def embed_image(self, engine: EngineRuntime, data: bytes, timings: Timings) -> list[float]:
+    async def embed_image(
+        self, engine: EngineRuntime, data: bytes, timings: Timings
+    ) -> list[float]:
         started = time.perf_counter()
         image = await to_thread.run_sync(decode_image, data, self.limits)
         timings.add("decode", started)
@@ -132,7 +134,9 @@ class SearchService:
             raise NotFound("Image for the given dfid not found")
         return StoredItem(id=str(source.get("id", hits[0]["_id"])), vector=vector)
 
-    async def search(self, engine: EngineRuntime, req: SearchRequest, timings: Timings) -> SearchResult:
+    async def search(
+        self, engine: EngineRuntime, req: SearchRequest, timings: Timings
+    ) -> SearchResult:
         lines = build_msearch(req, engine.config, engine.config.alias)
 
         def run() -> dict[str, Any]:

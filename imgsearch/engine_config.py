@@ -21,7 +21,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Fields the indexer writes itself; engine configs may not declare them.
-RESERVED_FIELDS = frozenset({"id", "id_md5", "image_url", "content_hash", "indexed_at", "palette", "colors"})
+RESERVED_FIELDS = frozenset(
+    {"id", "id_md5", "image_url", "content_hash", "indexed_at", "palette", "colors"}
+)
 
 
 class FieldType(StrEnum):
@@ -75,6 +77,10 @@ DERIVED_FIELDS: dict[str, dict[str, FieldSpec]] = {
 VectorSpec = Annotated[ClipSpec | ColorSpec | PhashSpec, Field(discriminator="embedder")]
 
 
+def _default_vectors() -> dict[str, ClipSpec | ColorSpec | PhashSpec]:
+    return {"clip": ClipSpec()}
+
+
 class ResultFields(_Strict):
     """Which catalog fields the APIs return as title/url/image_url/description."""
 
@@ -108,7 +114,7 @@ class EngineConfig(_Strict):
     image_field: str = "image"
     category_from_folder: str | None = "category"
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
-    vectors: dict[str, VectorSpec] = Field(default_factory=lambda: {"clip": ClipSpec()})
+    vectors: dict[str, VectorSpec] = Field(default_factory=_default_vectors)
     result_fields: ResultFields = ResultFields()
     gateway: GatewaySpec = GatewaySpec()
     shards: Annotated[int, Field(ge=1, le=64)] = 1

@@ -43,7 +43,7 @@ def build_index_body(config: EngineConfig, infos: dict[str, EmbedderInfo]) -> di
     missing = set(config.vectors) - set(infos)
     if missing:
         raise ConfigError(f"no embedder info for vector fields {sorted(missing)}")
-    body = _fill(
+    body: dict[str, Any] = _fill(
         copy.deepcopy(_template("index")), {"shards": config.shards, "replicas": config.replicas}
     )
     properties: dict[str, Any] = body["mappings"]["properties"]

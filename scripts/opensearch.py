@@ -52,7 +52,7 @@ def log(message: str) -> None:
 
 
 def http_json(url: str, timeout: float = 5.0) -> dict[str, object]:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback/user URL)
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         data: dict[str, object] = json.loads(resp.read())
         return data
 
@@ -202,7 +202,9 @@ def status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["start", "stop", "status", "url"])
     args = parser.parse_args(argv)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -83,13 +84,19 @@ IMAGE_BODY = {
             "schema": {
                 "type": "object",
                 "properties": {
-                    "image": {"type": "string", "format": "base64",
-                              "description": "The image, base64-encoded."},
-                    "image_url": {"type": "string", "format": "uri",
-                                  "description": "Alternatively, an http(s) image URL."},
+                    "image": {
+                        "type": "string",
+                        "format": "base64",
+                        "description": "The image, base64-encoded.",
+                    },
+                    "image_url": {
+                        "type": "string",
+                        "format": "uri",
+                        "description": "Alternatively, an http(s) image URL.",
+                    },
                 },
                 "description": "Search parameters may also be given here as JSON.",
-            }  # fmt: skip
+            }
         },
         "multipart/form-data": {
             "schema": {
@@ -119,33 +126,49 @@ def _engine(request: Request, hashid: str) -> EngineRuntime:
     return engine
 
 
-async def _read_body(request: Request) -> tuple[dict[str, Any], bytes | None, str | None]:
-    """(parameters from the body, image bytes, image URL)."""
+@dataclass
+class ImageInput:
+    """The query image as the client sent it; decoded only after the parameters pass."""
+
+    data: bytes | None = None
+    base64_text: str | None = None
+    url: str | None = None
+
+    def present(self) -> bool:
+        return self.data is not None or bool(self.base64_text) or bool(self.url)
+
+    def raw_bytes(self) -> bytes | None:
+        if self.data is not None:
+            return self.data
+        return _b64(self.base64_text) if self.base64_text else None
+
+
+async def _read_body(request: Request) -> tuple[dict[str, Any], ImageInput]:
+    """(parameters given in the body, the image)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         params: dict[str, Any] = {}
-        image: bytes | None = None
-        url: str | None = None
+        image = ImageInput()
         try:
             async with request.form() as form:
                 for key, value in form.multi_items():
                     if isinstance(value, UploadFile):
                         if key == "image":
-                            image = await value.read()
+                            image.data = await value.read()
                     elif key == "image":
-                        image = _b64(value)
+                        image.base64_text = value
                     elif key == "image_url":
-                        url = value
+                        image.url = value
                     else:
                         params.setdefault(key, []).append(value)
         except ImgSearchError:
             raise
         except Exception as exc:  # python-multipart raises several unrelated types
             raise InvalidRequest("Invalid multipart body") from exc
-        return {k: v[0] if len(v) == 1 else v for k, v in params.items()}, image, url
+        return {k: v[0] if len(v) == 1 else v for k, v in params.items()}, image
     raw = await request.body()
     if not raw.strip():
-        return {}, None, None
+        return {}, ImageInput()
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -158,7 +181,7 @@ async def _read_body(request: Request) -> tuple[dict[str, Any], bytes | None, st
         raise InvalidRequest("Field image must be a base64 string")
     if url_field is not None and not isinstance(url_field, str):
         raise InvalidRequest("Field image_url must be a string")
-    return body, _b64(image_field) if image_field else None, url_field or None
+    return body, ImageInput(base64_text=image_field, url=url_field)
 
 
 def _b64(text: str) -> bytes:
@@ -192,15 +215,15 @@ async def image_search(hashid: str, request: Request) -> Response:
     timings = Timings()
     engine = _engine(request, hashid)
     service = _service(request)
-    body_params, image, url = await _read_body(request)
+    body_params, image = await _read_body(request)
     params = parse_params(request.query_params.multi_items(), engine.config, body_params)
-    if image is None and url is None:
+    if not image.present():
         raise MissingFields(["image"])
+    data = image.raw_bytes()
     await service.ensure_index_matches(engine)
-    if image is None:
-        assert url is not None
-        image = await service.fetch_image(url)
-    vector = await service.embed_image(engine, image, timings)
+    if data is None:
+        data = await service.fetch_image(str(image.url))
+    vector = await service.embed_image(engine, data, timings)
     return await _search(request, engine, params, vector, (), timings)
 
 

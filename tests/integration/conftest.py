@@ -103,8 +103,7 @@ def catalog(
     body["aliases"] = {alias: {}}
     os_client.indices.create(index=index, body=body)
     actions = (
-        {"_index": index, "_id": d["id"], "_source": {**d, "id_md5": _md5(d["id"])}}
-        for d in docs
+        {"_index": index, "_id": d["id"], "_source": {**d, "id_md5": _md5(d["id"])}} for d in docs
     )
     helpers.bulk(os_client, actions, refresh=True)
     yield Catalog(config=config, docs=docs, images=images, index=index)
@@ -124,7 +123,9 @@ def gateway_settings(opensearch_url: str) -> GatewaySettings:
 
 
 @pytest.fixture(scope="session")
-def gateway(catalog: Catalog, gateway_settings: GatewaySettings, tiny_clip_checkpoint: Path) -> Iterator[TestClient]:
+def gateway(
+    catalog: Catalog, gateway_settings: GatewaySettings, tiny_clip_checkpoint: Path
+) -> Iterator[TestClient]:
     restricted = engine_config(
         "locked", catalog.config.alias, tiny_clip_checkpoint,
         tokens=["secret-token"], allowed_origins=["https://*.shop.example"],

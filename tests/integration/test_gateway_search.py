@@ -25,7 +25,10 @@ def _random_params(rng: random.Random, catalog: Catalog) -> Pairs:
     for name in rng.sample(["category", "brand", "size", "price", "in_stock"], rng.randint(0, 2)):
         if name == "price":
             low = rng.uniform(5, 120)
-            pairs += [("filter[price][gte]", f"{low:.2f}"), ("filter[price][lte]", f"{low + 80:.2f}")]
+            pairs += [
+                ("filter[price][gte]", f"{low:.2f}"),
+                ("filter[price][lte]", f"{low + 80:.2f}"),
+            ]
         elif name == "in_stock":
             pairs.append(("filter[in_stock]", rng.choice(["true", "false"])))
         else:
