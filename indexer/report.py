@@ -65,7 +65,8 @@ class Report:
     ) -> None:
         self.summary = summary
         self._lock = threading.Lock()
-        self._file = path.open("w", encoding="utf-8") if path is not None else None
+        # Line-buffered: a killed run still leaves every finished record in the report.
+        self._file = path.open("w", encoding="utf-8", buffering=1) if path is not None else None
         self._stages: Counter[str] = Counter()
         self._progress = Progress(expected, stream or sys.stderr, interval_s)
 
