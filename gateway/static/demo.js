@@ -126,6 +126,8 @@ function rejectedFacet(message) {
 function errorText(err) {
   if (err?.name === "ImageSearchError") {
     if (err.kind === "network") return "Could not reach the search service. Check your connection and try again.";
+    const fromGateway = err.body && typeof err.body === "object" && (err.body.error || err.body.detail);
+    if (!fromGateway && err.status) return `The search service failed (HTTP ${err.status}). Please try again.`;
     return err.status ? `${err.message} (HTTP ${err.status})` : err.message;
   }
   return `Something went wrong: ${err?.message ?? err}`;
