@@ -64,6 +64,6 @@ def create_app(
     install_error_handlers(app)
     app.include_router(doofinder.router)
     app.include_router(ops.router)
-    demo.mount(app, STATIC_DIR)
+    demo.mount(app, STATIC_DIR, settings.demo_assets_dir)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -20,6 +20,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--engines", type=Path, help="folder of engine configs (default engines/)")
     parser.add_argument("--opensearch-url", help="cluster URL (default $OPENSEARCH_URL)")
+    parser.add_argument("--demo-assets", type=Path, help="folder served at /demo-assets")
     parser.set_defaults(handler=run)
 
 
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.engines is not None:
         overrides["engines_dir"] = args.engines
+    if args.demo_assets is not None:
+        overrides["demo_assets_dir"] = args.demo_assets
     if args.opensearch_url is not None:
         overrides["opensearch_url"] = args.opensearch_url
     settings = GatewaySettings(**overrides)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ class GatewaySettings(BaseSettings):
         validation_alias=AliasChoices("IMGSEARCH_OPENSEARCH_URL", "OPENSEARCH_URL"),
     )
     engines_dir: Path = Path("engines")
+    # Optional folder served at /demo-assets (the demo catalog's photos).
+    demo_assets_dir: Path | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=200 * MiB)] = 16 * MiB
     max_image_bytes: Annotated[int, Field(ge=1024, le=100 * MiB)] = 10 * MiB
     max_image_pixels: Annotated[int, Field(ge=10_000, le=200_000_000)] = 40_000_000

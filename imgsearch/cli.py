@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # opensearch-py logs every request at INFO; keep that for --verbose.
+    logging.getLogger("opensearch").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     code: int = args.handler(args)
     return code
 

@@ -11,8 +11,10 @@ from fastapi.staticfiles import StaticFiles
 from gateway.search_service import SearchService
 
 
-def mount(app: FastAPI, static_dir: Path) -> None:
+def mount(app: FastAPI, static_dir: Path, assets_dir: Path | None) -> None:
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    if assets_dir is not None:
+        app.mount("/demo-assets", StaticFiles(directory=assets_dir), name="demo-assets")
 
     @app.get("/demo/{hashid}", include_in_schema=False)
     async def demo_page(hashid: str, request: Request) -> FileResponse:
