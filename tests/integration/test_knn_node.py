@@ -39,9 +39,7 @@ def test_filtered_knn_and_terms_agg_match_brute_force(
     colors = [COLORS[i] for i in rng.integers(0, len(COLORS), N_DOCS)]
     prices = rng.uniform(1, 100, N_DOCS).round(2)
     index = index_name("knn")
-    body = build_index_body(
-        _config(), {"clip": EmbedderInfo("clip", "test", DIM, "knn_cosine")}
-    )
+    body = build_index_body(_config(), {"clip": EmbedderInfo("clip", "test", DIM, "knn_cosine")})
     os_client.indices.create(index=index, body=body)
     actions = (
         {
