@@ -9,7 +9,9 @@ const qs = new URLSearchParams(location.search);
 
 // ----- configuration ---------------------------------------------------------------------------
 
-const pathHashid = decodeURIComponent(location.pathname.replace(/\/+$/, "").split("/").pop() || "");
+// /demo/{hashid}: the last path segment, unless the path ends at /demo itself.
+const pathSegments = location.pathname.split("/").filter(Boolean);
+const pathHashid = pathSegments.length >= 2 ? decodeURIComponent(pathSegments[pathSegments.length - 1]) : "";
 const config = {
   hashid: qs.get("hashid") || app.dataset.hashid || pathHashid,
   baseUrl: qs.get("base") ?? app.dataset.baseUrl ?? "",
@@ -397,6 +399,6 @@ tid("clear-filters").addEventListener("click", () => {
   runSearch();
 });
 
-if (!config.hashid || config.hashid === "demo") {
+if (!config.hashid) {
   showError("No search engine in the URL: open /demo/{hashid}.");
 }
