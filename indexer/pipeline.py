@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
@@ -112,6 +113,8 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self._pending: dict[str, str] = {}  # doc id -> ref, while its bulk write is in flight
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="indexer-io")
+        # One connection pool for every image URL (httpx.Client is thread-safe).
+        self._http = httpx.Client(limits=httpx.Limits(max_connections=settings.workers * 2))
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -185,6 +188,7 @@ class Pipeline:
             self._pool.shutdown(wait=not self._stop.is_set(), cancel_futures=True)
             for thread in threads:
                 thread.join(timeout=30)
+            self._http.close()
         if self._errors:
             raise self._errors[0]
 
@@ -198,7 +202,7 @@ class Pipeline:
 
     def _fetch(self, record: FeedRecord) -> _Fetched:
         try:
-            data = fetch_image_bytes(record.image, self.settings.image_limits)
+            data = fetch_image_bytes(record.image, self.settings.image_limits, client=self._http)
         except ImgSearchError as exc:
             return _Fetched(record, error=exc.message)
         except Exception as exc:
