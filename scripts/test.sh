@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: set up, start the local OpenSearch node (unless
-# OPENSEARCH_URL is set), lint, type-check, unit + integration tests. Non-zero on any failure.
+# OPENSEARCH_URL is set), lint, type-check, JS unit tests, Python unit + integration tests
+# (the browser test among them). Non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-browser.sh   # playwright-core from npm, Debian's chromium
 . .venv/bin/activate
 started_here=0
 if [ -z "${OPENSEARCH_URL:-}" ]; then
@@ -18,9 +20,6 @@ status=0
 ruff check . || status=1
 ruff format --check . || status=1
 mypy || status=1
+node --test tests/js/ || status=1
 python -m pytest -q "$@" || status=1
-if [ -f package.json ]; then
-  [ -d node_modules ] || npm ci --no-audit --no-fund
-  node --test tests/js/ || status=1
-fi
 exit $status
