@@ -37,6 +37,10 @@ class EngineRuntime:
     def vector_field(self) -> str:
         return self.config.query_vector_field
 
+    @property
+    def verified(self) -> bool:
+        return self._verified_info is not None
+
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:

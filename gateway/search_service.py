@@ -97,7 +97,7 @@ class SearchService:
 
     async def ensure_index_matches(self, engine: EngineRuntime) -> None:
         """Compare the index's recorded embedder with ours, once per engine."""
-        if engine._verified_info is not None:
+        if engine.verified:
             return
         alias = engine.config.alias
 

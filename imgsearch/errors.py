@@ -1,22 +1,22 @@
 """The project's one error hierarchy. Dialects map these to HTTP in ``gateway/errors.py``.
 
-    ImgSearchError
-    ├── InvalidRequest            the client sent something we cannot use
-    │   ├── MissingFields         required fields absent
-    │   ├── UnknownField          filter/facet/sort on a field the engine does not have
-    │   ├── FeatureDisabled       e.g. image search switched off for an engine
-    │   └── ImageError            the image itself is the problem
-    │       ├── ImageDecodeError  not an image, truncated, unsupported format
-    │       ├── ImageTooLarge     over the pixel cap (decompression bombs)
-    │       └── ImageFetchError   an image URL/path could not be read
-    ├── PayloadTooLarge           request body / image bytes over the byte cap
-    ├── NotFound                  unknown engine, unknown item
-    ├── Forbidden                 bad token or disallowed origin
-    ├── EmbeddingFailed           the model raised while embedding
-    ├── EmbedderMismatch          the index was written by another embedder/version/dim
-    ├── BackendUnavailable        OpenSearch unreachable or erroring
-    ├── BackendTimeout            OpenSearch too slow
-    └── ConfigError               an engine config or setting is invalid
+ImgSearchError
+├── InvalidRequest            the client sent something we cannot use
+│   ├── MissingFields         required fields absent
+│   ├── UnknownField          filter/facet/sort on a field the engine does not have
+│   ├── FeatureDisabled       e.g. image search switched off for an engine
+│   └── ImageError            the image itself is the problem
+│       ├── ImageDecodeError  not an image, truncated, unsupported format
+│       ├── ImageTooLarge     over the pixel cap (decompression bombs)
+│       └── ImageFetchError   an image URL/path could not be read
+├── PayloadTooLarge           request body / image bytes over the byte cap
+├── NotFound                  unknown engine, unknown item
+├── Forbidden                 bad token or disallowed origin
+├── EmbeddingFailed           the model raised while embedding
+├── EmbedderMismatch          the index was written by another embedder/version/dim
+├── BackendUnavailable        OpenSearch unreachable or erroring
+├── BackendTimeout            OpenSearch too slow
+└── ConfigError               an engine config or setting is invalid
 """
 
 from __future__ import annotations

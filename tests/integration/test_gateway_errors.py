@@ -20,7 +20,8 @@ from PIL import Image
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from tests.integration.conftest import Catalog
+from imgsearch.embedders.clip import write_seeded_checkpoint
+from tests.integration.conftest import Catalog, engine_config
 
 URL = "/6/shop1/_image_search"
 
@@ -269,3 +270,14 @@ def test_no_parameter_combination_gives_a_500(
     response = gateway.get("/6/shop1/_visually_similar", params=[("dfid", "x"), *pairs])
     assert response.status_code < 500, (pairs, response.text)
     assert "error" in response.json() or response.status_code == 200
+
+
+def test_embedder_mismatch_is_refused(
+    catalog: Catalog, gateway_settings: GatewaySettings, tmp_path: Path
+) -> None:
+    """A gateway whose model differs from the one that wrote the index must not search it."""
+    other = write_seeded_checkpoint(tmp_path / "other.pt", seed=1)
+    config = engine_config("shop1", catalog.config.alias, other)
+    with TestClient(create_app(gateway_settings, {"shop1": config})) as client:
+        message = _error(client.post(URL, json=_b64(_photo(catalog))), 409)
+    assert "Rebuild the index" in message and "sha256:" in message
