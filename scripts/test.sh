@@ -20,6 +20,6 @@ status=0
 ruff check . || status=1
 ruff format --check . || status=1
 mypy || status=1
-node --test tests/js/ || status=1
+node --test --test-reporter=dot tests/js/ || status=1
 python -m pytest -q "$@" || status=1
 exit $status
