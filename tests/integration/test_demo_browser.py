@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -26,17 +25,11 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from imgsearch.engine_config import load_engine_config
 from indexer.runner import IndexOptions, index_feed
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 ALIAS = "it-demo-browser"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,7 @@ def demo_gateway(os_client: OpenSearch, opensearch_url: str) -> Iterator[str]:
         opensearch_url=opensearch_url, demo_assets_dir=ROOT / "demo" / "catalog"
     )
     app = create_app(settings, {config.hashid: config})
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -22,6 +22,7 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from imgsearch.embedders.clip import write_seeded_checkpoint
 from tests.integration.conftest import Catalog, engine_config
+from tests.ports import free_port
 
 URL = "/6/shop1/_image_search"
 
@@ -223,19 +224,12 @@ def silent_port() -> Iterator[int]:
     sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_backend_down_is_503_and_slow_is_504(
     catalog: Catalog, silent_port: int, tiny_clip_checkpoint: Path
 ) -> None:
     payload = _b64(_photo(catalog))
     engines = {"shop1": catalog.config}
-    down = create_app(GatewaySettings(opensearch_url=f"http://127.0.0.1:{_free_port()}"), engines)
+    down = create_app(GatewaySettings(opensearch_url=f"http://127.0.0.1:{free_port()}"), engines)
     with TestClient(down, raise_server_exceptions=False) as client:
         assert _error(client.post(URL, json=payload), 503) == "Search backend unavailable"
         assert client.get("/health").status_code == 503
