@@ -1,15 +1,11 @@
 """Doofinder query parameters (and/or the same parameters as JSON) → neutral request parts.
 
-Both inputs are first flattened to ``(path, value)`` pairs and folded into one tree, so
-``filter[color][]=red`` in the query and ``{"filter": {"color": ["red"]}}`` in the body
-mean the same and combine. Rules:
+Both inputs are folded into one tree by ``gateway.dialects.param_tree`` (bracket syntax
+rules there), so ``filter[color][]=red`` in the query and ``{"filter": {"color": ["red"]}}``
+in the body mean the same and combine. Doofinder's rules on top:
 
-- A key is ``name`` followed by ``[segment]`` groups; ``[]`` (append) only at the end.
-  Anything else (``a[b``, ``a]b``, ``a[][b]``, ``[x]``) is an ``InvalidRequest``.
-- Repeating a leaf collects values (``filter[size]=M&filter[size]=S`` → both sizes); for a
-  scalar parameter (``rpp``, ``page``…) repeated *different* values are an error.
-- A group whose keys are all integers (``facets[0][field]``, ``sort[1][brand]``,
-  ``filter[color][0]``) is a list ordered by index.
+- Repeating a filter leaf collects values (``filter[size]=M&filter[size]=S``); a scalar
+  parameter (``rpp``, ``page``…) repeated with *different* values is an error.
 - Unknown top-level parameters are ignored (as Doofinder does); unknown *fields* are not.
 - Empty filter values (``filter[color]=``) are ignored.
 
@@ -26,6 +22,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
+from gateway.dialects.param_tree import (
+    Node,
+    Tree,
+    as_list,
+    build_tree,
+    is_index,
+    leaf_scalar,
+    scalar,
+)
 from gateway.search.model import (
     FacetRequest,
     FacetType,
@@ -50,16 +55,6 @@ MAX_SESSION_ID = 32
 MAX_USER_ID = 36
 RANGE_OPS = ("gte", "gt", "lte", "lt")
 RELEVANCE = frozenset({"_score", "score", "relevance"})
-
-_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
-_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
-_INDEX = re.compile(r"[0-9]{1,9}")
-_ESCAPED_BRACKET = re.compile(r"%5[bd]", re.IGNORECASE)
-
-# A parsed parameter tree: inner dicts, leaves are the list of values given.
-Tree = dict[str, "Node"]
-Node = Tree | list[str]
-Path = tuple[str | None, ...]  # None: "[]", append
 
 
 @dataclass(frozen=True)
@@ -102,121 +97,6 @@ class DoofinderParams:
             page=self.page,
             rpp=self.rpp,
         )
-
-
-# ---------------------------------------------------------------- flattening into a tree
-
-
-def _split_key(key: str) -> Path:
-    if _ESCAPED_BRACKET.search(key):
-        raise InvalidRequest(f"Malformed parameter name {key!r}: brackets encoded twice")
-    match = _KEY.match(key)
-    if match is None:
-        raise InvalidRequest(f"Malformed parameter name {key!r}")
-    segments = _SEGMENT.findall(match.group(2))
-    path: list[str | None] = [match.group(1)]
-    for i, segment in enumerate(segments):
-        if segment == "":
-            if i != len(segments) - 1:
-                raise InvalidRequest(f"Malformed parameter name {key!r}: '[]' must come last")
-            path.append(None)
-        else:
-            path.append(segment)
-    return tuple(path)
-
-
-def _json_pairs(value: Any, path: tuple[str, ...]) -> Iterable[tuple[Path, str]]:
-    if value is None:
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _json_pairs(item, (*path, str(key)))
-    elif isinstance(value, list):
-        if all(not isinstance(item, dict | list) for item in value):
-            for item in value:
-                if item is not None:
-                    yield (*path, None), _json_scalar(item, path)
-        else:
-            for i, item in enumerate(value):
-                yield from _json_pairs(item, (*path, str(i)))
-    else:
-        yield path, _json_scalar(value, path)
-
-
-def _json_scalar(value: Any, path: tuple[str, ...]) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return str(value)
-    raise InvalidRequest(f"Invalid value for {_name(path)}")
-
-
-def _name(path: Sequence[str | None]) -> str:
-    head, *rest = path or ("",)
-    return str(head) + "".join(f"[{'' if part is None else part}]" for part in rest)
-
-
-def _insert(tree: Tree, path: Path, value: str) -> None:
-    node: Tree = tree
-    named = [part for part in path if part is not None]
-    for depth, part in enumerate(named[:-1]):
-        child = node.setdefault(part, {})
-        if isinstance(child, list):
-            raise InvalidRequest(f"Conflicting values for {_name(named[: depth + 1])}")
-        node = child
-    leaf = node.setdefault(named[-1], [])
-    if isinstance(leaf, dict):
-        raise InvalidRequest(f"Conflicting values for {_name(path)}")
-    leaf.append(value)
-
-
-def build_tree(pairs: Iterable[tuple[str, str]], body: Mapping[str, Any] | None = None) -> Tree:
-    """Fold query pairs and an optional JSON body into one parameter tree."""
-    tree: Tree = {}
-    for key, value in pairs:
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidRequest("Invalid query parameters")
-        if key:
-            _insert(tree, _split_key(key), value)
-    if body is not None:
-        if not isinstance(body, Mapping):
-            raise InvalidRequest("The request body must be a JSON object")
-        for path, value in _json_pairs(dict(body), ()):
-            if path:
-                _insert(tree, path, value)
-    return tree
-
-
-def _is_index(key: str) -> bool:
-    return _INDEX.fullmatch(key) is not None
-
-
-def _as_list(node: Tree, name: str) -> list[Node]:
-    """A group indexed 0..n (``facets[0]``, ``facets[1]``), as a list ordered by index."""
-    indexes: list[tuple[int, Node]] = []
-    for key, child in node.items():
-        if not _is_index(key):
-            raise InvalidRequest(f"Invalid index {key!r} in {name}: expected an integer")
-        indexes.append((int(key), child))
-    return [child for _, child in sorted(indexes, key=lambda pair: pair[0])]
-
-
-def _scalar(tree: Tree, name: str) -> str | None:
-    node = tree.get(name)
-    if node is None:
-        return None
-    if isinstance(node, dict):
-        raise InvalidRequest(f"Invalid {name}")
-    values = set(node)
-    if len(values) > 1:
-        raise InvalidRequest(f"Parameter {name!r} given more than once with different values")
-    return node[0] if node else None
-
-
-def _leaf_scalar(node: Node, name: str) -> str:
-    if isinstance(node, dict) or len(set(node)) != 1:
-        raise InvalidRequest(f"Invalid {name}")
-    return node[0]
 
 
 # ---------------------------------------------------------------- typed values
@@ -281,7 +161,7 @@ def _field(name: str, config: EngineConfig, what: str) -> FieldSpec:
 def _clause(field_name: str, node: Node, config: EngineConfig, param: str) -> FilterTree | None:
     where = f"{param}[{field_name}]"
     spec = _field(field_name, config, param)
-    if isinstance(node, dict) and not all(_is_index(key) for key in node):
+    if isinstance(node, dict) and not all(is_index(key) for key in node):
         bad = [key for key in node if key not in RANGE_OPS]
         if bad:
             raise InvalidRequest(
@@ -290,12 +170,12 @@ def _clause(field_name: str, node: Node, config: EngineConfig, param: str) -> Fi
         if spec.type not in (FieldType.NUMBER, FieldType.DATE):
             raise InvalidRequest(f"Range filters need a number or date field; {where} is not")
         bounds = {
-            op: typed_value(_leaf_scalar(child, f"{where}[{op}]"), spec, where)
+            op: typed_value(leaf_scalar(child, f"{where}[{op}]"), spec, where)
             for op, child in node.items()
         }
         return Range(field_name, **bounds)
     texts: list[str] = []
-    for item in [node] if isinstance(node, list) else _as_list(node, where):
+    for item in [node] if isinstance(node, list) else as_list(node, where):
         if isinstance(item, dict):
             raise InvalidRequest(f"Invalid value in {where}")
         texts.extend(item)
@@ -332,16 +212,16 @@ def _facet_type(spec: FieldSpec) -> FacetType:
 def _facet(node: Node, index: int, config: EngineConfig) -> FacetRequest:
     where = f"facets[{index}]"
     if isinstance(node, list):
-        name, size_text, type_text = _leaf_scalar(node, where), None, None
+        name, size_text, type_text = leaf_scalar(node, where), None, None
     else:
         unknown = set(node) - {"field", "size", "type"}
         if unknown:
             raise InvalidRequest(f"Invalid key {sorted(unknown)[0]!r} in {where}")
         if "field" not in node:
             raise InvalidRequest(f"Missing field in {where}")
-        name = _leaf_scalar(node["field"], f"{where}[field]")
-        size_text = _leaf_scalar(node["size"], f"{where}[size]") if "size" in node else None
-        type_text = _leaf_scalar(node["type"], f"{where}[type]") if "type" in node else None
+        name = leaf_scalar(node["field"], f"{where}[field]")
+        size_text = leaf_scalar(node["size"], f"{where}[size]") if "size" in node else None
+        type_text = leaf_scalar(node["type"], f"{where}[type]") if "type" in node else None
     spec = config.searchable_fields().get(name)
     if spec is None:
         raise UnknownField(f"Unknown field {name!r} in facets")
@@ -369,7 +249,7 @@ def _facets(tree: Tree, config: EngineConfig) -> tuple[FacetRequest, ...]:
             for f in config.gateway.facets
         )
     facets: list[FacetRequest] = []
-    items = [node] if isinstance(node, list) else _as_list(node, "facets")
+    items = [node] if isinstance(node, list) else as_list(node, "facets")
     for i, item in enumerate(items):
         if isinstance(item, list):
             facets.extend(_facet([text], i, config) for text in item if text != "")
@@ -394,19 +274,18 @@ def _sort_pairs(node: Node) -> list[tuple[str, str, str]]:
     """(field, order, where) in request order, from any of the accepted sort forms."""
     if isinstance(node, list):
         return [(name, "asc", "sort") for name in node if name != ""]
-    if all(_is_index(key) for key in node):
+    if all(is_index(key) for key in node):
         pairs: list[tuple[str, str, str]] = []
-        for i, item in enumerate(_as_list(node, "sort")):
+        for i, item in enumerate(as_list(node, "sort")):
             if isinstance(item, list):
                 pairs.extend((name, "asc", f"sort[{i}]") for name in item if name != "")
             else:
                 for name, order in item.items():
                     where = f"sort[{i}][{name}]"
-                    pairs.append((name, _leaf_scalar(order, where), where))
+                    pairs.append((name, leaf_scalar(order, where), where))
         return pairs
     return [
-        (name, _leaf_scalar(order, f"sort[{name}]"), f"sort[{name}]")
-        for name, order in node.items()
+        (name, leaf_scalar(order, f"sort[{name}]"), f"sort[{name}]") for name, order in node.items()
     ]
 
 
@@ -433,7 +312,7 @@ def _sort(tree: Tree, config: EngineConfig) -> tuple[SortKey, ...]:
 
 
 def _text(tree: Tree, name: str, limit: int) -> str | None:
-    value = _scalar(tree, name)
+    value = scalar(tree, name)
     if value is not None and len(value) > limit:
         raise InvalidRequest(f"Invalid {name}: at most {limit} characters")
     return value
@@ -449,10 +328,10 @@ def parse_params(
     Raises ``InvalidRequest`` (or its ``UnknownField`` subclass) with a client-safe message.
     """
     tree = build_tree(pairs, body)
-    rpp = _int(_scalar(tree, "rpp"), "rpp", DEFAULT_RPP)
+    rpp = _int(scalar(tree, "rpp"), "rpp", DEFAULT_RPP)
     if not 1 <= rpp <= MAX_RPP:
         raise InvalidRequest("Invalid rpp")
-    page = _int(_scalar(tree, "page"), "page", 1)
+    page = _int(scalar(tree, "page"), "page", 1)
     if page < 1:
         raise InvalidRequest("Invalid page")
     window = min(config.gateway.k, MAX_RESULT_WINDOW)
@@ -461,7 +340,7 @@ def parse_params(
             f"Requested page out of range: page * rpp must be at most {window}"
             f" (page={page}, rpp={rpp})"
         )
-    execution = (_scalar(tree, "filter_execution") or "and").strip().lower()
+    execution = (scalar(tree, "filter_execution") or "and").strip().lower()
     if execution not in ("and", "or"):
         raise InvalidRequest("Invalid filter_execution: use and or or")
     return DoofinderParams(
@@ -474,8 +353,8 @@ def parse_params(
         rpp=rpp,
         session_id=_text(tree, "session_id", MAX_SESSION_ID),
         user_id=_text(tree, "user_id", MAX_USER_ID),
-        stats=_bool(_scalar(tree, "stats"), "stats", True),
-        excluded_results=_bool(_scalar(tree, "excluded_results"), "excluded_results", True),
-        exclude_self=_bool(_scalar(tree, "exclude_self"), "exclude_self", True),
-        dfid=_scalar(tree, "dfid") or None,
+        stats=_bool(scalar(tree, "stats"), "stats", True),
+        excluded_results=_bool(scalar(tree, "excluded_results"), "excluded_results", True),
+        exclude_self=_bool(scalar(tree, "exclude_self"), "exclude_self", True),
+        dfid=scalar(tree, "dfid") or None,
     )
