@@ -48,7 +48,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.info("serving engines %s from %s", registry.hashids(), settings.opensearch_url)
         yield
-        client.close()
+        service.close()
 
     app = FastAPI(
         title="imgsearch gateway",

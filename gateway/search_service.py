@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import httpx
 from anyio import to_thread
 from opensearchpy import OpenSearch
 
@@ -25,6 +26,7 @@ from imgsearch.image_fetch import FetchTimeouts, fetch_image_bytes
 from imgsearch.images import ImageLimits, decode_image
 from imgsearch.mapping import vector_meta
 from imgsearch.search_client import backend_errors
+from imgsearch.url_guard import public_only_client
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,11 @@ class SearchService:
             max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
         self._embed_slots = anyio.Semaphore(settings.embed_concurrency)
+        self._http = httpx.Client() if settings.image_url_allow_private else public_only_client()
+
+    def close(self) -> None:
+        self._http.close()
+        self.client.close()
 
     async def fetch_image(self, url: str) -> bytes:
         """Bytes of a client-supplied image URL; local paths are never read for clients."""
@@ -68,7 +75,9 @@ class SearchService:
             total=self.settings.fetch_timeout_s * 2,
         )
         return await to_thread.run_sync(
-            lambda: fetch_image_bytes(url, self.limits, timeout=timeouts, allow_local=False)
+            lambda: fetch_image_bytes(
+                url, self.limits, client=self._http, timeout=timeouts, allow_local=False
+            )
         )
 
     async def embed_image(

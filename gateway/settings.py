@@ -26,6 +26,8 @@ class GatewaySettings(BaseSettings):
     max_image_pixels: Annotated[int, Field(ge=10_000, le=200_000_000)] = 40_000_000
     search_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
     fetch_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # Let clients' image_url point at private/loopback addresses (trusted networks only).
+    image_url_allow_private: bool = False
     embed_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     device: str | None = None
 

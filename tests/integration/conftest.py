@@ -118,8 +118,13 @@ def _md5(text: str) -> str:
 
 @pytest.fixture(scope="session")
 def gateway_settings(opensearch_url: str) -> GatewaySettings:
-    return GatewaySettings(opensearch_url=opensearch_url, max_body_bytes=2_000_000,
-                           max_image_bytes=1_500_000, max_image_pixels=30_000_000)  # fmt: skip
+    return GatewaySettings(
+        opensearch_url=opensearch_url,
+        max_body_bytes=2_000_000,
+        max_image_bytes=1_500_000,
+        max_image_pixels=30_000_000,
+        image_url_allow_private=True,  # the test image server is on loopback
+    )
 
 
 @pytest.fixture(scope="session")

@@ -214,6 +214,16 @@ def test_image_url(gateway: TestClient, catalog: Catalog, image_server: str) -> 
     _error(local, 400)
 
 
+def test_image_url_into_private_networks_is_refused_by_default(
+    catalog: Catalog, opensearch_url: str, image_server: str
+) -> None:
+    app = create_app(GatewaySettings(opensearch_url=opensearch_url), {"shop1": catalog.config})
+    with TestClient(app) as client:
+        for url in (f"{image_server}/photo.jpg", "http://169.254.169.254/latest/meta-data"):
+            message = _error(client.post(URL, json={"image_url": url}), 400)
+            assert "non-public address" in message, message
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A TCP port that accepts connections and never answers (a hung backend)."""
