@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.engines import EngineRegistry
 from gateway.errors import install_error_handlers
+from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.routes import demo, doofinder, ops
 from gateway.search_service import SearchService
 from gateway.settings import GatewaySettings
@@ -42,7 +43,8 @@ def create_app(
 
     registry = EngineRegistry(engines, make_embedder)
     client = make_client(settings.opensearch_url, timeout_s=settings.search_timeout_s)
-    service = SearchService(client=client, registry=registry, settings=settings)
+    metrics = GatewayMetrics()
+    service = SearchService(client=client, registry=registry, settings=settings, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,4 +68,5 @@ def create_app(
     app.include_router(ops.router)
     demo.mount(app, STATIC_DIR, settings.demo_assets_dir)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, hashids=frozenset(registry.hashids()))
     return app

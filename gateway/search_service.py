@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from anyio import to_thread
 from opensearchpy import OpenSearch
 
 from gateway.engines import EngineRegistry, EngineRuntime
+from gateway.metrics import GatewayMetrics
 from gateway.search.dsl import build_msearch, item_lookup_body
 from gateway.search.model import SearchRequest, SearchResult
 from gateway.search.results import read_msearch
@@ -35,10 +37,14 @@ logger = logging.getLogger(__name__)
 class Timings:
     """Where a request's time went, in milliseconds (exposed as ``Server-Timing``)."""
 
+    observe: Callable[[str, float], None] | None = None
     parts: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, started: float) -> None:
-        self.parts[name] = self.parts.get(name, 0.0) + (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        self.parts[name] = self.parts.get(name, 0.0) + seconds * 1000
+        if self.observe is not None:
+            self.observe(name, seconds)
 
     def header(self) -> str:
         return ", ".join(f"{name};dur={ms:.2f}" for name, ms in self.parts.items())
@@ -52,9 +58,15 @@ class StoredItem:
 
 class SearchService:
     def __init__(
-        self, *, client: OpenSearch, registry: EngineRegistry, settings: GatewaySettings
+        self,
+        *,
+        client: OpenSearch,
+        registry: EngineRegistry,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics,
     ) -> None:
         self.client = client
+        self.metrics = metrics
         self.registry = registry
         self.settings = settings
         self.limits = ImageLimits(
@@ -66,6 +78,10 @@ class SearchService:
     def close(self) -> None:
         self._http.close()
         self.client.close()
+
+    def timings(self) -> Timings:
+        """A per-request timer that also feeds the stage histograms."""
+        return Timings(observe=self.metrics.observe_stage)
 
     async def fetch_image(self, url: str) -> bytes:
         """Bytes of a client-supplied image URL; local paths are never read for clients."""

@@ -212,9 +212,9 @@ def _json(payload: dict[str, Any], request: Request, timings: Timings) -> Respon
 )
 async def image_search(hashid: str, request: Request) -> Response:
     """Search the engine's catalog with an image (base64 JSON, multipart upload or URL)."""
-    timings = Timings()
     engine = _engine(request, hashid)
     service = _service(request)
+    timings = service.timings()
     body_params, image = await _read_body(request)
     params = parse_params(request.query_params.multi_items(), engine.config, body_params)
     if not image.present():
@@ -242,9 +242,9 @@ async def image_search(hashid: str, request: Request) -> Response:
 )
 async def visually_similar(hashid: str, request: Request) -> Response:
     """Items that look like an indexed item, using its stored vector."""
-    timings = Timings()
     engine = _engine(request, hashid)
     service = _service(request)
+    timings = service.timings()
     params = parse_params(request.query_params.multi_items(), engine.config)
     if not params.dfid:
         raise MissingFields(["dfid"])

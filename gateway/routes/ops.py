@@ -1,4 +1,4 @@
-"""Operator endpoints: liveness and cluster/engine health."""
+"""Operator endpoints: cluster/engine health and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.search_service import SearchService
 from imgsearch.errors import ImgSearchError
@@ -40,3 +41,10 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if healthy else "degraded", **report}, status_code=200 if healthy else 503
     )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Requests by route/engine/status, latency histograms, time per search stage."""
+    service: SearchService = request.app.state.service
+    return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

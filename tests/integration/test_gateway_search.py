@@ -185,3 +185,32 @@ def test_pages_partition_the_pool(gateway: TestClient, catalog: Catalog) -> None
         totals.add(body["total"])
     assert len(seen) == len(set(seen)) == min(POOL_K, sum(d["in_stock"] for d in catalog.docs))
     assert len(totals) == 1
+
+
+def _counter(exposition: str, route: str, hashid: str, status: str) -> float:
+    line_start = (
+        f'imgsearch_http_requests_total{{hashid="{hashid}",route="{route}",status="{status}"}} '
+    )
+    for line in exposition.splitlines():
+        if line.startswith(line_start):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_count_requests_and_stages(gateway: TestClient, catalog: Catalog) -> None:
+    route = "/6/{hashid}/_image_search"
+    before = gateway.get("/metrics").text
+    image = catalog.images[sorted(catalog.images)[3]].read_bytes()
+    ok = gateway.post("/6/shop1/_image_search", json={"image": base64.b64encode(image).decode()})
+    assert ok.status_code == 200
+    assert gateway.post("/6/shop1/_image_search?rpp=0", json={"image": "x"}).status_code == 400
+    assert gateway.post("/6/zz-random/_image_search", json={}).status_code == 404
+    after = gateway.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    text = after.text
+    assert _counter(text, route, "shop1", "200") == _counter(before, route, "shop1", "200") + 1
+    assert _counter(text, route, "shop1", "400") == _counter(before, route, "shop1", "400") + 1
+    assert _counter(text, route, "unknown", "404") >= 1
+    assert "zz-random" not in text
+    for stage in ("decode", "embed", "opensearch"):
+        assert f'imgsearch_search_stage_seconds_count{{stage="{stage}"}}' in text

@@ -1,0 +1,79 @@
+"""Prometheus metrics for operators: requests by route and status, latency, time per stage.
+
+Each app gets its own registry (several apps in one process, as in tests, never clash). The
+middleware labels requests by route template (``/6/{hashid}/_image_search``), never by raw
+path, so label cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "imgsearch_http_requests",
+            "HTTP requests by route template, engine and status code",
+            ["route", "hashid", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "imgsearch_http_request_seconds",
+            "Time from request to response start, by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage = Histogram(
+            "imgsearch_search_stage_seconds",
+            "Time spent per search stage (decode, embed, opensearch)",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage.labels(stage).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request once the router has matched it."""
+
+    def __init__(self, app: ASGIApp, *, metrics: GatewayMetrics, hashids: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.hashids = hashids
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observing_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observing_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            hashid = str(scope.get("path_params", {}).get("hashid", ""))
+            if hashid and hashid not in self.hashids:
+                hashid = "unknown"  # client-chosen paths must not create label values
+            self.metrics.requests.labels(route, hashid, str(status)).inc()
