@@ -12,6 +12,7 @@ import sys
 
 from gateway import cli as gateway_cli
 from indexer import cli as indexer_cli
+from indexer import versions_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     indexer_cli.add_parser(subparsers)
+    versions_cli.add_parser(subparsers)
     gateway_cli.add_parser(subparsers)
     return parser
 
