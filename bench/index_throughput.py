@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import io
 import os
 import platform
@@ -43,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import node_url  # noqa: E402
 from imgsearch.embedders.base import Embedder  # noqa: E402
 from imgsearch.embedders.registry import build_embedders  # noqa: E402
 from imgsearch.engine_config import EngineConfig  # noqa: E402
@@ -54,17 +54,6 @@ from indexer.pipeline import PipelineSettings  # noqa: E402
 from indexer.runner import IndexOptions, index_feed  # noqa: E402
 
 DEFAULT_FEED = ROOT.parent / "shared" / "datasets" / "clothing" / "train"
-
-
-def node_url() -> str:
-    if os.environ.get("OPENSEARCH_URL"):
-        return os.environ["OPENSEARCH_URL"]
-    spec = importlib.util.spec_from_file_location("node", ROOT / "scripts" / "opensearch.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    url: str = module.start()
-    return url
 
 
 def clip_spec(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
@@ -70,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from opensearchpy import OpenSearch, helpers  # noqa: E402
 
+from bench.common import node_url  # noqa: E402
 from gateway.dialects.doofinder.params import parse_params  # noqa: E402
 from gateway.search.dsl import build_msearch  # noqa: E402
 from imgsearch.embedders.clip import ClipEmbedder, write_seeded_checkpoint  # noqa: E402
@@ -99,17 +99,6 @@ FACETS = [("brand", "terms", 10), ("size", "terms", 10), ("price", "range", None
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def node_url() -> str:
-    if os.environ.get("OPENSEARCH_URL"):
-        return os.environ["OPENSEARCH_URL"]
-    spec = importlib.util.spec_from_file_location("node", ROOT / "scripts" / "opensearch.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    url: str = module.start()
-    return url
 
 
 def clip_spec(args: argparse.Namespace) -> tuple[ClipSpec, bool]:
