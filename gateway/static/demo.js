@@ -402,3 +402,12 @@ tid("clear-filters").addEventListener("click", () => {
 if (!config.hashid) {
   showError("No search engine in the URL: open /demo/{hashid}.");
 }
+
+// On a phone the results matter first: keep the filter panel folded (one tap opens it).
+const narrow = window.matchMedia("(max-width: 700px)");
+const foldFilters = () => {
+  const panel = tid("filters");
+  if (panel && narrow.matches) panel.open = false;
+};
+foldFilters();
+narrow.addEventListener("change", foldFilters);

@@ -279,6 +279,8 @@ async function main() {
     await page.waitForTimeout(100);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 1, `the page is ${overflow}px wider than a 390px phone screen`);
+    check(!(await page.locator(tid("filters")).evaluate((el) => el.open)), "filters stay unfolded on a phone");
+    check(await page.locator(tid("result")).first().isVisible(), "no result visible on a phone screen");
     await page.screenshot({ path: path.join(ARTIFACT_DIR, "demo-mobile.png"), fullPage: false });
   });
 }
