@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from gateway.body_limit import BodyLimitMiddleware
@@ -48,6 +49,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load every query model before taking traffic: the first shopper must not wait for
+        # it, and an engine whose weights are missing must stop start-up with a clear error.
+        for engine in registry:
+            await to_thread.run_sync(engine.embedder)
         logger.info("serving engines %s from %s", registry.hashids(), settings.opensearch_url)
         yield
         service.close()

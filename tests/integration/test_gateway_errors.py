@@ -21,6 +21,7 @@ from PIL import Image
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from imgsearch.embedders.clip import write_seeded_checkpoint
+from imgsearch.errors import ConfigError
 from tests.integration.conftest import Catalog, engine_config
 from tests.ports import free_port
 
@@ -285,3 +286,10 @@ def test_embedder_mismatch_is_refused(
     with TestClient(create_app(gateway_settings, {"shop1": config})) as client:
         message = _error(client.post(URL, json=_b64(_photo(catalog))), 409)
     assert "Rebuild the index" in message and "sha256:" in message
+
+
+def test_missing_model_weights_stop_start_up(catalog: Catalog, tmp_path: Path) -> None:
+    broken = engine_config("shop1", catalog.config.alias, tmp_path / "missing.pt")
+    app = create_app(GatewaySettings(), {"shop1": broken})
+    with pytest.raises(ConfigError, match=r"missing\.pt"), TestClient(app):
+        pass
