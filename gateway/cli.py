@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from imgsearch.errors import ImgSearchError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["demo_assets_dir"] = args.demo_assets
     if args.opensearch_url is not None:
         overrides["opensearch_url"] = args.opensearch_url
-    settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
-    app = create_app(settings)
+    try:
+        settings = GatewaySettings(**overrides)  # type: ignore[arg-type]
+        app = create_app(settings)
+    except (ImgSearchError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
