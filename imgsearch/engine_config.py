@@ -74,6 +74,9 @@ DERIVED_FIELDS: dict[str, dict[str, FieldSpec]] = {
     "color": {"colors": FieldSpec(type=FieldType.KEYWORD, facet=True)},
 }
 
+# Embedders whose vectors are ranked by k-NN similarity (phash is matched by Hamming distance).
+KNN_EMBEDDERS = frozenset({"clip", "color"})
+
 VectorSpec = Annotated[ClipSpec | ColorSpec | PhashSpec, Field(discriminator="embedder")]
 
 
@@ -147,6 +150,14 @@ class EngineConfig(_Strict):
             raise ValueError("at least one vector field is required")
         if self.gateway.vector_field is not None and self.gateway.vector_field not in self.vectors:
             raise ValueError(f"gateway.vector_field {self.gateway.vector_field!r} is not a vector")
+        searchable = [n for n, v in self.vectors.items() if v.embedder in KNN_EMBEDDERS]
+        if self.gateway.vector_field is not None and self.gateway.vector_field not in searchable:
+            raise ValueError(
+                f"gateway.vector_field {self.gateway.vector_field!r} is a perceptual hash "
+                "(exact Hamming matching), not a similarity vector; use a clip or color field"
+            )
+        if self.gateway.image_search and not searchable:
+            raise ValueError("image search needs a clip or color vector (phash alone cannot rank)")
         known = self.searchable_fields()
         for facet in self.gateway.facets:
             spec = known.get(facet.field)
@@ -156,12 +167,12 @@ class EngineConfig(_Strict):
 
     @property
     def query_vector_field(self) -> str:
-        """The vector field image queries use: the configured one, else clip, else the first."""
+        """The field image queries use: the configured one, else clip, else the first knn one."""
         if self.gateway.vector_field is not None:
             return self.gateway.vector_field
-        if "clip" in self.vectors:
+        if "clip" in self.vectors and self.vectors["clip"].embedder == "clip":
             return "clip"
-        return next(iter(self.vectors))
+        return next(n for n, v in self.vectors.items() if v.embedder in KNN_EMBEDDERS)
 
     def searchable_fields(self) -> dict[str, FieldSpec]:
         """Declared fields plus those the embedders derive (``colors`` from the palette)."""
