@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import orjson
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
+from opensearchpy.serializer import JSONSerializer
 
 from imgsearch.errors import BackendTimeout, BackendUnavailable, InvalidRequest, NotFound
 
@@ -17,10 +19,35 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class FastJSONSerializer(JSONSerializer):
+    """orjson instead of json: query vectors and bulk payloads are thousands of floats.
+
+    ``json.dumps`` of one search's ``_msearch`` (two 512-float vectors) takes ~0.6 ms; orjson
+    ~20x less. Types orjson does not know fall back to opensearch-py's ``default``.
+    """
+
+    _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+    def dumps(self, data: Any) -> Any:
+        if isinstance(data, str | bytes):
+            return data
+        try:
+            return orjson.dumps(data, default=self.default, option=self._OPTIONS).decode()
+        except TypeError as exc:
+            raise os_exc.SerializationError(data, exc) from exc
+
+    def loads(self, s: str) -> Any:
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError as exc:
+            raise os_exc.SerializationError(s, exc) from exc
+
+
 def make_client(url: str, *, timeout_s: float = 10.0, max_retries: int = 2) -> OpenSearch:
     """A client for one cluster URL (``http://user:pass@host:port`` works too)."""
     return OpenSearch(
         hosts=[url],
+        serializer=FastJSONSerializer(),
         timeout=timeout_s,
         max_retries=max_retries,
         retry_on_timeout=False,
