@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from gateway.dialects.doofinder.params import DoofinderParams, parse_params
@@ -24,6 +24,7 @@ from gateway.dialects.doofinder.response import (
     parse_dfid,
 )
 from gateway.engines import EngineRuntime
+from gateway.json_response import FastJSONResponse
 from gateway.search_service import SearchService, Timings
 from gateway.security import authorize
 from imgsearch.errors import (
@@ -194,7 +195,7 @@ def _b64(text: str) -> bytes:
 
 
 def _json(payload: dict[str, Any], request: Request, timings: Timings) -> Response:
-    response = JSONResponse(payload)
+    response = FastJSONResponse(payload)
     response.headers["Server-Timing"] = timings.header()
     origin = getattr(request.state, "cors_origin", None)
     if origin:
