@@ -1,11 +1,11 @@
-"""The one place that imports opensearch-py: client construction and error mapping."""
+"""OpenSearch client construction, its JSON serializer, and opensearch-py errors → ours."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from opensearchpy import OpenSearch
@@ -15,8 +15,6 @@ from opensearchpy.serializer import JSONSerializer
 from imgsearch.errors import BackendTimeout, BackendUnavailable, InvalidRequest, NotFound
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class FastJSONSerializer(JSONSerializer):
@@ -73,12 +71,6 @@ def backend_errors() -> Iterator[None]:
     except os_exc.TransportError as exc:
         logger.error("OpenSearch error %s: %s", exc.status_code, _reason(exc))
         raise BackendUnavailable("Search backend error") from exc
-
-
-def call(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run one client call with error translation."""
-    with backend_errors():
-        return fn(*args, **kwargs)
 
 
 def _reason(exc: os_exc.TransportError) -> str:

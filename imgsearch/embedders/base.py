@@ -52,7 +52,3 @@ class Embedder(Protocol):
     def extra_fields(self, image: Image.Image) -> dict[str, object]:
         """Normal fields derived from the image (e.g. the colour palette); may be empty."""
         ...
-
-
-class TextEmbedder(Embedder, Protocol):
-    def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
