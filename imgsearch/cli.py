@@ -11,6 +11,7 @@ import logging
 import sys
 
 from gateway import cli as gateway_cli
+from gateway import duplicates
 from indexer import cli as indexer_cli
 from indexer import versions_cli
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     indexer_cli.add_parser(subparsers)
     versions_cli.add_parser(subparsers)
+    duplicates.add_parser(subparsers)
     gateway_cli.add_parser(subparsers)
     return parser
 

@@ -162,3 +162,35 @@ def build_msearch(req: SearchRequest, config: EngineConfig, index: str) -> list[
 def item_lookup_body(field: str, value: str) -> dict[str, Any]:
     """Search body fetching one stored item with its vectors (for "more like this")."""
     return {"query": {"term": {field: value}}, "size": 1}
+
+
+def near_duplicates_body(
+    field: str, phash: int, *, size: int, max_distance: int | None = None
+) -> dict[str, Any]:
+    """Exact Hamming search over a perceptual-hash ``long`` field (k-NN ``hammingbit``).
+
+    The k-NN plugin scores ``1 / (1 + distance)``; ``max_distance`` becomes ``min_score``.
+    """
+    body: dict[str, Any] = {
+        "size": size,
+        "_source": {"includes": ["id", field]},
+        "query": {
+            "script_score": {
+                "query": {"exists": {"field": field}},
+                "script": {
+                    "source": "knn_score",
+                    "lang": "knn",
+                    "params": {"field": field, "query_value": phash, "space_type": "hammingbit"},
+                },
+            }
+        },
+        "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
+    }
+    if max_distance is not None:
+        # Scores are float32; a hair under the exact bound keeps distance == max_distance in.
+        body["min_score"] = 1.0 / (1 + max_distance) - 1e-6
+    return body
+
+
+def hamming_distance_from_score(score: float) -> int:
+    return round(1.0 / score - 1)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
-from gateway.search.dsl import build_msearch, filter_to_dsl
+from gateway.search.dsl import (
+    build_msearch,
+    filter_to_dsl,
+    hamming_distance_from_score,
+    near_duplicates_body,
+)
 from gateway.search.model import (
     And,
     FacetRequest,
@@ -152,3 +158,23 @@ def test_selected_filter_without_facet_adds_no_body() -> None:
 def test_vector_required() -> None:
     with pytest.raises(MissingFields, match="image"):
         build_msearch(request(vector=None), CONFIG, "shop")
+
+
+@pytest.mark.parametrize(
+    ("max_distance", "min_score"),
+    [(None, None), (0, 1.0 - 1e-6), (6, 1 / 7 - 1e-6)],
+)
+def test_near_duplicates_body(max_distance: int | None, min_score: float | None) -> None:
+    body = near_duplicates_body("phash", -42, size=5, max_distance=max_distance)
+    script = body["query"]["script_score"]["script"]
+    assert script["lang"] == "knn" and script["source"] == "knn_score"
+    assert script["params"] == {"field": "phash", "query_value": -42, "space_type": "hammingbit"}
+    assert body["query"]["script_score"]["query"] == {"exists": {"field": "phash"}}
+    assert body["size"] == 5
+    assert body.get("min_score") == (pytest.approx(min_score) if min_score else None)
+
+
+@pytest.mark.parametrize("distance", [0, 1, 6, 31, 64])
+def test_hamming_distance_from_score_inverts_the_knn_score(distance: int) -> None:
+    score = float(np.float32(1.0 / (1 + distance)))  # OpenSearch returns float32 scores
+    assert hamming_distance_from_score(score) == distance
