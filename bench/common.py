@@ -1,9 +1,10 @@
-"""What the benchmarks share: the cluster they run against."""
+"""What the benchmarks share: the cluster they run against and the machine they report."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,3 +20,28 @@ def node_url() -> str:
     spec.loader.exec_module(module)
     url: str = module.start()
     return url
+
+
+def machine() -> str:
+    """CPU model, cores, RAM, GPU, Python and torch, for the report header."""
+    cpu = platform.machine()
+    mem = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem} RAM, GPU: {gpu}; Python "
+        f"{platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )

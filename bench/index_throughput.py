@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import node_url  # noqa: E402
+from bench.common import machine, node_url  # noqa: E402
 from imgsearch.embedders.base import Embedder  # noqa: E402
 from imgsearch.embedders.registry import build_embedders  # noqa: E402
 from imgsearch.engine_config import EngineConfig  # noqa: E402
@@ -102,24 +100,6 @@ def embedder_alone(
                     embedder.extra_fields(image)
         spent += time.perf_counter() - began
     return spent
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, GPU: {gpu}, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, torch threads {torch.get_num_threads()}"
-    )
 
 
 def main() -> int:

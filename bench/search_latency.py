@@ -46,7 +46,6 @@ import base64
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import socket
@@ -69,7 +68,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from opensearchpy import OpenSearch, helpers  # noqa: E402
 
-from bench.common import node_url  # noqa: E402
+from bench.common import machine, node_url  # noqa: E402
 from gateway.dialects.doofinder.params import parse_params  # noqa: E402
 from gateway.search.dsl import build_msearch  # noqa: E402
 from imgsearch.embedders.clip import ClipEmbedder, write_seeded_checkpoint  # noqa: E402
@@ -540,28 +539,6 @@ def start_gateway(
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    mem = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{cpu}, {os.cpu_count()} cores, {mem} RAM, GPU: {gpu}; Python "
-            f"{platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads)")  # fmt: skip
 
 
 def pct(values: npt.NDArray[np.float64], q: float) -> float:
