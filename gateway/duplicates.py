@@ -8,14 +8,13 @@ by OpenSearch for every document that has the field.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
 
 from gateway.search.dsl import hamming_distance_from_score, near_duplicates_body
+from imgsearch.cli_options import add_engine_options, opensearch_url
 from imgsearch.embedders.phash import PhashEmbedder, bits_to_long
 from imgsearch.engine_config import EngineConfig, load_engine_config
 from imgsearch.errors import ConfigError, ImgSearchError
@@ -65,23 +64,19 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("photo", help="image path or http(s) URL")
-    parser.add_argument("--engine", type=Path, required=True, metavar="CONFIG")
-    parser.add_argument("--opensearch-url", default=None, metavar="URL")
+    add_engine_options(parser)
     parser.add_argument("--max-distance", type=int, default=6, metavar="BITS")
     parser.add_argument("--size", type=int, default=20, help="at most this many items")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.opensearch_url or os.environ.get("OPENSEARCH_URL")
-    if not url:
-        print("error: pass --opensearch-url or set OPENSEARCH_URL")
-        return 2
     try:
+        client = make_client(opensearch_url(args))
         config = load_engine_config(args.engine)
         data = fetch_image_bytes(args.photo, ImageLimits())
         found = find_duplicates(
-            make_client(url), config, data, max_distance=args.max_distance, size=args.size
+            client, config, data, max_distance=args.max_distance, size=args.size
         )
     except ImgSearchError as exc:
         print(f"error: {exc.message}")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imgsearch.cli_options import add_engine_options, opensearch_url
 from imgsearch.engine_config import load_engine_config
 from imgsearch.errors import ImgSearchError
 from indexer.bulk import BulkSettings
@@ -61,15 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("feed", type=Path, metavar="FEED", help="folder, .jsonl or .csv")
-    parser.add_argument(
-        "--engine", type=Path, required=True, metavar="CONFIG", help="engine config (YAML/JSON)"
-    )
-    parser.add_argument(
-        "--opensearch-url",
-        default=os.environ.get("OPENSEARCH_URL"),
-        metavar="URL",
-        help="cluster URL, e.g. http://user:pass@host:9200 (default: $OPENSEARCH_URL)",
-    )
+    add_engine_options(parser)
     parser.add_argument(
         "--rebuild",
         action="store_true",
@@ -123,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not getattr(args, "verbose", False):  # one line per HTTP request is noise here
         logging.getLogger("opensearch").setLevel(logging.WARNING)
-    if not args.opensearch_url:
-        print("error: give --opensearch-url or set OPENSEARCH_URL", file=sys.stderr)
+    try:
+        url = opensearch_url(args)
+    except ImgSearchError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
     options = IndexOptions(
         rebuild=args.rebuild,
@@ -139,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             bulk=BulkSettings(chunk_size=args.bulk_size),
         ),
     )
-    client = make_client(args.opensearch_url, timeout_s=60)
+    client = make_client(url, timeout_s=60)
     try:
         config = load_engine_config(args.engine)
         summary = index_feed(args.feed, config, client, options)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from imgsearch.cli_options import add_engine_options, opensearch_url
 from imgsearch.engine_config import load_engine_config
 from imgsearch.errors import ImgSearchError
 from imgsearch.search_client import make_client
@@ -16,10 +15,7 @@ from indexer.versions import list_versions, set_live
 
 def add_parser(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--engine", type=Path, required=True, metavar="CONFIG",
-                        help="engine config (YAML/JSON); its alias is used")  # fmt: skip
-    common.add_argument("--opensearch-url", default=None, metavar="URL",
-                        help="cluster URL (default: $OPENSEARCH_URL)")  # fmt: skip
+    add_engine_options(common)
     listing = subparsers.add_parser(
         "versions", parents=[common], help="list an engine's index versions and the live one"
     )
@@ -35,10 +31,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _alias_and_client(args: argparse.Namespace) -> tuple[str, Any]:
-    url = args.opensearch_url or os.environ.get("OPENSEARCH_URL")
-    if not url:
-        raise SystemExit("error: pass --opensearch-url or set OPENSEARCH_URL")
-    return load_engine_config(args.engine).alias, make_client(url)
+    return load_engine_config(args.engine).alias, make_client(opensearch_url(args))
 
 
 def run_versions(args: argparse.Namespace) -> int:
