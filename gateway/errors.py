@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.security import cors_headers
 from imgsearch import errors as e
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,8 @@ def status_for(exc: e.ImgSearchError) -> int:
 
 
 def error_response(request: Request, status: int, message: str) -> JSONResponse:
-    response = JSONResponse({"error": message}, status_code=status)
-    origin = getattr(request.state, "cors_origin", None)
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    return response
+    headers = cors_headers(getattr(request.state, "cors_origin", None))
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

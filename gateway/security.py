@@ -44,3 +44,10 @@ def authorize(spec: GatewaySpec, authorization: str | None, origin: str | None) 
     if cors_origin is None:
         raise Forbidden("forbidden")
     return cors_origin
+
+
+def cors_headers(origin: str | None) -> dict[str, str]:
+    """Headers that let a browser page from ``origin`` read the answer; none without one."""
+    if not origin:
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}

@@ -26,7 +26,7 @@ from gateway.dialects.doofinder.response import (
 from gateway.engines import EngineRuntime
 from gateway.json_response import FastJSONResponse
 from gateway.search_service import SearchService, Timings
-from gateway.security import authorize
+from gateway.security import authorize, cors_headers
 from imgsearch.errors import (
     FeatureDisabled,
     ImageDecodeError,
@@ -195,13 +195,9 @@ def _b64(text: str) -> bytes:
 
 
 def _json(payload: dict[str, Any], request: Request, timings: Timings) -> Response:
-    response = FastJSONResponse(payload)
-    response.headers["Server-Timing"] = timings.header()
-    origin = getattr(request.state, "cors_origin", None)
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-    return response
+    headers = cors_headers(getattr(request.state, "cors_origin", None))
+    headers["Server-Timing"] = timings.header()
+    return FastJSONResponse(payload, headers=headers)
 
 
 @router.post(
@@ -279,11 +275,10 @@ async def preflight(hashid: str, path: str, request: Request) -> Response:
     if allowed:
         response.headers.update(
             {
-                "Access-Control-Allow-Origin": allowed,
+                **cors_headers(allowed),
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                 "Access-Control-Allow-Headers": "Authorization, Content-Type",
                 "Access-Control-Max-Age": "600",
-                "Vary": "Origin",
             }
         )
     return response

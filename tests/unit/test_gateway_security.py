@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.security import authorize, origin_allowed
+from gateway.security import authorize, cors_headers, origin_allowed
 from imgsearch.engine_config import GatewaySpec
 from imgsearch.errors import Forbidden
 
@@ -66,3 +66,16 @@ def test_forbidden(
 ) -> None:
     with pytest.raises(Forbidden):
         authorize(spec, authorization, origin)
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        (None, {}),
+        ("", {}),
+        ("https://a.shop.example", {"Access-Control-Allow-Origin": "https://a.shop.example",
+                                    "Vary": "Origin"}),
+    ],
+)  # fmt: skip
+def test_cors_headers(origin: str | None, expected: dict[str, str]) -> None:
+    assert cors_headers(origin) == expected
