@@ -12,6 +12,10 @@ Semantics (from DESIGN.md):
 - a facet is counted over the pool of the request *without its own field's filter* when
   that field is filtered (disjunctive), else over the pool itself. Range facets give
   (min, max); dates as epoch milliseconds, as OpenSearch's stats aggregation does.
+
+Scores from OpenSearch differ from these in the last digits (``tests/tolerance.py``), so
+``Expected`` also says which ids may stand at each page position (near-ties) and which
+pools have a near-tie at their boundary (their membership is then not decidable).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 
 from gateway.search.model import And, FilterTree, Not, Or, Range, SearchRequest, Terms
 from imgsearch.engine_config import EngineConfig, FieldType
+from tests.tolerance import SCORE_ATOL, ranking_problems, tie_runs
 
 Scored = list[tuple[float, dict[str, Any]]]
 
@@ -37,6 +42,18 @@ class Expected:
     total: int
     # field → {value: count} for terms facets, (min, max) for range facets
     facets: dict[str, Any] = field(default_factory=dict)
+    # per page position, the ids that may stand there (near-ties in score)
+    allowed: list[frozenset[str]] = field(default_factory=list)
+    # reference score of every document that passes the filter
+    score_of: dict[str, float] = field(default_factory=dict)
+    # the k-th and (k+1)-th candidates are near-tied: which one is in the pool is undecidable
+    pool_ambiguous: bool = False
+    # facets counted over such an ambiguous pool
+    ambiguous_facets: frozenset[str] = frozenset()
+
+    def page_problems(self, got_ids: Sequence[str], got_scores: Sequence[float]) -> list[str]:
+        """Why a returned page is not this one up to near-ties (empty when it is)."""
+        return ranking_problems(got_ids, got_scores, self.allowed, self.score_of)
 
 
 def _values(doc: dict[str, Any], name: str) -> list[Any]:
@@ -111,12 +128,13 @@ def similarity(doc_vector: Sequence[float], query: Sequence[float]) -> float:
     return (1.0 + cos) / 2.0
 
 
-def pool(
+def candidates(
     docs: Sequence[dict[str, Any]],
     req: SearchRequest,
     config: EngineConfig,
     omit: str | None = None,
 ) -> Scored:
+    """Every document passing the filter (less ``omit``'s clause), best first."""
     assert req.vector is not None
     scored = [
         (similarity(doc[req.vector_field], req.vector), doc)
@@ -124,7 +142,11 @@ def pool(
         if req.vector_field in doc and _passes(doc, req, config, omit)
     ]
     scored.sort(key=lambda pair: (-pair[0], str(pair[1]["id"])))
-    return scored[: req.k]
+    return scored
+
+
+def _boundary_tied(ranked: Scored, k: int) -> bool:
+    return len(ranked) > k and ranked[k - 1][0] - ranked[k][0] <= SCORE_ATOL
 
 
 class _Desc:
@@ -142,39 +164,52 @@ class _Desc:
     __hash__ = None  # type: ignore[assignment]
 
 
-def ordered(scored: Scored, req: SearchRequest, config: EngineConfig) -> Scored:
+def _sort_parts(doc: dict[str, Any], req: SearchRequest, config: EngineConfig) -> tuple[Any, ...]:
+    """The field-sort part of a document's order key (empty in relevance order)."""
     fields = config.searchable_fields()
+    parts: list[Any] = []
+    for sort_key in req.sort:
+        kind = fields[sort_key.field].type
+        vals = [_norm(v, kind) for v in _values(doc, sort_key.field)]
+        if kind is FieldType.BOOLEAN:
+            vals = [float(v) for v in vals]
+        if kind is FieldType.DATE:
+            vals = [str(v) for v in _values(doc, sort_key.field)]
+        if not vals:
+            parts.append((1, None))
+            continue
+        if sort_key.order == "asc":
+            parts.append((0, min(vals)))
+        else:
+            parts.append((0, _Desc(max(vals))))
+    return tuple(parts)
 
-    def key(pair: tuple[float, dict[str, Any]]) -> tuple[Any, ...]:
-        score, doc = pair
-        parts: list[Any] = []
-        for sort_key in req.sort:
-            kind = fields[sort_key.field].type
-            vals = [_norm(v, kind) for v in _values(doc, sort_key.field)]
-            if kind is FieldType.BOOLEAN:
-                vals = [float(v) for v in vals]
-            if kind is FieldType.DATE:
-                vals = [str(v) for v in _values(doc, sort_key.field)]
-            if not vals:
-                parts.append((1, None))
-                continue
-            if sort_key.order == "asc":
-                parts.append((0, min(vals)))
-            else:
-                parts.append((0, _Desc(max(vals))))
-        return (*parts, -score, str(doc["id"]))
 
-    return sorted(scored, key=key)
+def ordered(scored: Scored, req: SearchRequest, config: EngineConfig) -> Scored:
+    return sorted(
+        scored, key=lambda pair: (*_sort_parts(pair[1], req, config), -pair[0], str(pair[1]["id"]))
+    )
 
 
 def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig) -> Expected:
-    """Ids and scores of the requested page, total, and facet counts."""
-    scored = pool(docs, req, config)
-    page = ordered(scored, req, config)[(req.page - 1) * req.rpp : req.page * req.rpp]
+    """Ids and scores of the requested page, total, facet counts, and the near-ties."""
+    ranked = candidates(docs, req, config)
+    scored = ranked[: req.k]
+    ambiguous = _boundary_tied(ranked, req.k)
+    window = slice((req.page - 1) * req.rpp, req.page * req.rpp)
+    page = ordered(scored, req, config)[window]
     fields = config.searchable_fields()
     facets: dict[str, Any] = {}
+    ambiguous_facets: set[str] = set()
     for facet in req.facets:
-        base = pool(docs, req, config, omit=facet.field) if facet.field in req.filters else scored
+        base = scored
+        if facet.field in req.filters:
+            own = candidates(docs, req, config, omit=facet.field)
+            base = own[: req.k]
+            if _boundary_tied(own, req.k):
+                ambiguous_facets.add(facet.field)
+        elif ambiguous:
+            ambiguous_facets.add(facet.field)
         kind = fields[facet.field].type
         if facet.type == "range":
             nums = [float(_norm(v, kind)) for _, d in base for v in _values(d, facet.field)]
@@ -189,4 +224,31 @@ def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineC
         scores=[score for score, _ in page],
         total=len(scored),
         facets=facets,
+        allowed=_allowed(ranked, req, config, ambiguous)[window],
+        score_of={str(doc["id"]): score for score, doc in ranked},
+        pool_ambiguous=ambiguous,
+        ambiguous_facets=frozenset(ambiguous_facets),
+    )
+
+
+def _allowed(
+    ranked: Scored, req: SearchRequest, config: EngineConfig, ambiguous: bool
+) -> list[frozenset[str]]:
+    """Per position of the ordered pool, the ids that may stand there."""
+    if not req.sort:
+        # Relevance order is a prefix of all candidates: a near-tie at the pool's boundary is
+        # one more run, reaching past position k.
+        ids = [str(doc["id"]) for _, doc in ranked]
+        return tie_runs(ids, [score for score, _ in ranked])[: req.k]
+    if ambiguous:
+        # Which near-tied document made the pool moves positions all over a field order:
+        # only "some candidate at least as good as the boundary" is decidable.
+        floor = ranked[req.k - 1][0] - SCORE_ATOL
+        fit = frozenset(str(doc["id"]) for score, doc in ranked if score >= floor)
+        return [fit] * req.k
+    order = ordered(ranked[: req.k], req, config)
+    return tie_runs(
+        [str(doc["id"]) for _, doc in order],
+        [score for score, _ in order],
+        [_sort_parts(doc, req, config) for _, doc in order],
     )

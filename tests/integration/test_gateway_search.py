@@ -14,6 +14,7 @@ from gateway.dialects.doofinder.params import parse_params
 from imgsearch.images import decode_image
 from tests.integration.conftest import BRANDS, POOL_K, SIZES, Catalog
 from tests.reference_search import Expected, evaluate
+from tests.tolerance import ranking_problems, tie_runs
 
 Pairs = list[tuple[str, str]]
 N_RANDOM_REQUESTS = 60
@@ -84,9 +85,14 @@ def _expected_facets(expected: Expected) -> dict[str, Any]:
     }
 
 
+def _page(body: dict[str, Any]) -> tuple[list[str], list[float]]:
+    return [r["id"] for r in body["results"]], [r["score"] for r in body["results"]]
+
+
 def test_random_requests_match_brute_force(gateway: TestClient, catalog: Catalog) -> None:
     rng = random.Random(20261124)
     ids = sorted(catalog.images)
+    ambiguous = 0
     for _ in range(N_RANDOM_REQUESTS):
         image = catalog.images[rng.choice(ids)].read_bytes()
         pairs = _random_params(rng, catalog)
@@ -98,16 +104,21 @@ def test_random_requests_match_brute_force(gateway: TestClient, catalog: Catalog
         assert response.status_code == 200, (pairs, response.text)
         body = response.json()
         expected = _expected(gateway, catalog, pairs, image)
-        got_ids = [r["id"] for r in body["results"]]
-        assert got_ids == expected.ids, pairs
-        assert [r["score"] for r in body["results"]] == pytest.approx(expected.scores, abs=1e-4)
+        problems = expected.page_problems(*_page(body))
+        assert not problems, (problems, pairs)
         assert body["total"] == expected.total, pairs
+        ambiguous += expected.pool_ambiguous
         got_facets = _facets(body)
         for field, value in _expected_facets(expected).items():
+            if field in expected.ambiguous_facets:
+                continue  # a near-tie decides which document is in the pool
             if isinstance(value, tuple):
                 assert got_facets[field] == pytest.approx(value), (field, pairs)
             else:
                 assert got_facets[field] == value, (field, pairs)
+    # Near-ties at the pool's boundary are rare (none in these 60); were they common, this test
+    # would check little.
+    assert ambiguous <= N_RANDOM_REQUESTS // 6, ambiguous
 
 
 def test_response_shape_and_dfid(gateway: TestClient, catalog: Catalog) -> None:
@@ -144,8 +155,18 @@ def test_multipart_upload_equals_base64(gateway: TestClient, catalog: Catalog) -
         data={"rpp": "7"},
     )
     assert as_json.status_code == as_form.status_code == 200, (as_json.text, as_form.text)
-    assert as_json.json()["results"] == as_form.json()["results"]
-    assert len(as_json.json()["results"]) == 7
+    json_ids, json_scores = _page(as_json.json())
+    form_ids, form_scores = _page(as_form.json())
+    assert len(json_ids) == 7
+    # Same bytes, same model: the same page, scores equal up to float noise (tolerance.py).
+    runs = tie_runs(json_ids, json_scores)
+    scores = dict(zip(json_ids, json_scores, strict=True))
+    assert not ranking_problems(form_ids, form_scores, runs, scores)
+
+    def fields(body: dict[str, Any]) -> dict[str, Any]:
+        return {r["id"]: {k: v for k, v in r.items() if k != "score"} for r in body["results"]}
+
+    assert fields(as_json.json()) == fields(as_form.json())
 
 
 def test_visually_similar_uses_stored_vector(gateway: TestClient, catalog: Catalog) -> None:
@@ -159,7 +180,7 @@ def test_visually_similar_uses_stored_vector(gateway: TestClient, catalog: Catal
         catalog.config, doc["clip"], exclude_ids=[doc["id"]]
     )
     expected = evaluate(catalog.docs, request, catalog.config)
-    assert [r["id"] for r in body["results"]] == expected.ids
+    assert not expected.page_problems(*_page(body)), expected.page_problems(*_page(body))
     assert doc["id"] not in [r["id"] for r in body["results"]]
     assert body["total"] == expected.total
 

@@ -24,6 +24,7 @@ from indexer import cli as indexer_cli
 from indexer.bulk import BulkSettings
 from indexer.pipeline import PipelineSettings
 from indexer.runner import IndexOptions, index_feed
+from tests.tolerance import assert_same_vector
 
 pytestmark = pytest.mark.integration
 
@@ -175,8 +176,10 @@ def test_changed_records_are_reembedded_alone(
     assert (second.indexed, second.unchanged) == (2, len(rows) - 2)
     assert os_client.get(index=config.alias, id="sku-1")["_source"]["price"] == 999
     after = os_client.get(index=config.alias, id="sku-3")["_source"]
-    assert after["clip"] != before["clip"]
-    assert after["clip"] == os_client.get(index=config.alias, id="sku-9")["_source"]["clip"]
+    # sku-3 now holds sku-9's picture: its vector is sku-9's up to float noise (embedded in
+    # another batch), and no longer its old one.
+    same_picture = os_client.get(index=config.alias, id="sku-9")["_source"]["clip"]
+    assert_same_vector(after["clip"], same_picture, others=[before["clip"]])
 
 
 def test_prune_removes_vanished_ids_only_after_a_full_scan(

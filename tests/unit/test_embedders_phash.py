@@ -56,7 +56,12 @@ def test_bits_shape_and_values(photos: list[Image.Image]) -> None:
 def test_deterministic_and_batch_equals_single(photos: list[Image.Image]) -> None:
     batched = EMBEDDER.embed_images(photos)
     singles = np.concatenate([EMBEDDER.embed_images([photo]) for photo in photos])
-    np.testing.assert_array_equal(batched, singles)
+    # The batched DCT is another matrix product than the single one: a coefficient within
+    # float64 rounding (~1e-12) of the median could flip its bit on some CPU. Allow one bit.
+    flips = (batched != singles).sum(axis=1)
+    assert flips.max() <= 1, flips
+    assert flips.sum() <= 1, "more than a freak rounding case"
+    np.testing.assert_array_equal(EMBEDDER.embed_images(photos), batched)
 
 
 def test_dct_matrix_is_the_orthonormal_dct_ii() -> None:

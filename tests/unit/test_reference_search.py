@@ -8,6 +8,7 @@ import pytest
 
 from gateway.search.model import FacetRequest, Range, SearchRequest, SortKey, Terms
 from tests.reference_search import evaluate, similarity
+from tests.tolerance import SCORE_ATOL, ranking_problems, tie_runs
 from tests.unit.search_config import CONFIG
 
 DOCS: list[dict[str, Any]] = [
@@ -77,3 +78,35 @@ def test_disjunctive_facets() -> None:
     assert expected.facets["brand"] == {"nike": 1, "puma": 1}, "counted without the brand filter"
     assert expected.facets["size"] == {"M": 1, "L": 1}, "counted over the pool"
     assert expected.facets["price"] == (10.0, 10.0), "min/max without the price filter: nike docs"
+
+
+def test_near_ties_may_swap_but_nothing_else_may() -> None:
+    ids, scores = ["a", "b", "c", "d"], [0.9, 0.9 - SCORE_ATOL / 2, 0.8, 0.7]
+    runs = tie_runs(ids, scores)
+    score_of = dict(zip(ids, scores, strict=True))
+    assert runs[0] == runs[1] == {"a", "b"} and runs[2] == {"c"}
+    assert not ranking_problems(["b", "a", "c"], [scores[1], scores[0], 0.8], runs[:3], score_of)
+    assert ranking_problems(["a", "c", "b"], [0.9, 0.8, scores[1]], runs[:3], score_of)
+    assert ranking_problems(
+        ["a", "b", "c"], [0.9, scores[1], 0.8 + 2 * SCORE_ATOL], runs[:3], score_of
+    )
+    assert ranking_problems(["a", "b"], [0.9, scores[1]], runs[:3], score_of), "page too short"
+
+
+def test_near_ties_do_not_cross_a_field_sort_key() -> None:
+    runs = tie_runs(["a", "b"], [0.5, 0.5], groups=[(0, 10.0), (0, 20.0)])
+    assert runs == [{"a"}, {"b"}]
+
+
+def test_a_near_tie_at_the_pool_boundary_is_flagged() -> None:
+    twins = [
+        {"id": "x", "clip": [1.0, 0.0]},
+        {"id": "y", "clip": [1.0, 1e-6]},  # cos differs from x's by ~5e-13
+        {"id": "z", "clip": [0.0, 1.0]},
+    ]
+    req = request(k=1, facets=(FacetRequest("brand", 5, "terms"),))
+    expected = evaluate(twins, req, CONFIG)
+    assert expected.pool_ambiguous and expected.ambiguous_facets == {"brand"}
+    assert expected.allowed == [{"x", "y"}], "either twin may make the pool"
+    clear = evaluate(twins, request(k=2), CONFIG)
+    assert not clear.pool_ambiguous and clear.allowed == [{"x", "y"}, {"x", "y"}]
