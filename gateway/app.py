@@ -1,4 +1,4 @@
-"""FastAPI application factory: settings, engines, the OpenSearch client and the routes."""
+"""FastAPI application factory: settings, engines, the neutral service, the dialects."""
 
 from __future__ import annotations
 
@@ -11,21 +11,22 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from gateway.body_limit import BodyLimitMiddleware
-from gateway.engines import EngineRegistry
-from gateway.errors import install_error_handlers
-from gateway.metrics import GatewayMetrics, MetricsMiddleware
-from gateway.routes import demo, doofinder, ops
-from gateway.search_service import SearchService
+from gateway.dialect import Dialect
+from gateway.dialects.doofinder.routes import DIALECT as DOOFINDER
+from gateway.errors import ErrorShapes, install_error_handlers
+from gateway.metrics import MetricsMiddleware
+from gateway.routes import demo, ops
+from gateway.service import CatalogService
 from gateway.settings import GatewaySettings
-from imgsearch.embedders.base import Embedder
-from imgsearch.embedders.registry import build_embedder
 from imgsearch.engine_config import EngineConfig, load_engine_configs
 from imgsearch.errors import ConfigError
-from imgsearch.search_client import make_client
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# The APIs the gateway speaks; a new dialect is one more entry (see docs/dialects.md).
+DIALECTS: tuple[Dialect, ...] = (DOOFINDER,)
 
 
 def create_app(
@@ -38,22 +39,17 @@ def create_app(
         if not settings.engines_dir.is_dir():
             raise ConfigError(f"engines folder {settings.engines_dir} does not exist")
         engines = load_engine_configs(settings.engines_dir)
-
-    def make_embedder(config: EngineConfig, field: str) -> Embedder:
-        return build_embedder(config.vectors[field], device=settings.device)
-
-    registry = EngineRegistry(engines, make_embedder)
-    client = make_client(settings.opensearch_url, timeout_s=settings.search_timeout_s)
-    metrics = GatewayMetrics()
-    service = SearchService(client=client, registry=registry, settings=settings, metrics=metrics)
+    service = CatalogService.create(settings, engines)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load every query model before taking traffic: the first shopper must not wait for
         # it, and an engine whose weights are missing must stop start-up with a clear error.
-        for engine in registry:
+        for engine in service.registry:
             await to_thread.run_sync(engine.embedder)
-        logger.info("serving engines %s from %s", registry.hashids(), settings.opensearch_url)
+        logger.info(
+            "serving engines %s from %s", service.registry.hashids(), settings.opensearch_url
+        )
         yield
         service.close()
 
@@ -68,10 +64,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = service
-    install_error_handlers(app)
-    app.include_router(doofinder.router)
+    shapes = ErrorShapes(DIALECTS)
+    install_error_handlers(app, shapes)
+    for dialect in DIALECTS:
+        app.include_router(dialect.router)
     app.include_router(ops.router)
     demo.mount(app, STATIC_DIR, settings.demo_assets_dir)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, hashids=frozenset(registry.hashids()))
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, error_body=shapes.body
+    )
+    hashids = frozenset(service.registry.hashids())
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, hashids=hashids)
     return app

@@ -7,8 +7,13 @@ client cannot make the gateway read an unbounded body.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# (path, status, message) → the JSON error body of the API that path belongs to
+ErrorBodyForPath = Callable[[str, int, str], dict[str, Any]]
 
 
 class BodyTooLarge(Exception):
@@ -16,9 +21,10 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, error_body: ErrorBodyForPath) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.error_body = error_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -26,7 +32,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         seen = 0
         response_started = False
@@ -50,12 +56,11 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._reject(send)
+                await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": f"Request body too large (limit {self.max_body_bytes} bytes)"}
-        ).encode()
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        message = f"Request body too large (limit {self.max_body_bytes} bytes)"
+        body = json.dumps(self.error_body(str(scope.get("path", "")), 413, message)).encode()
         await send(
             {
                 "type": "http.response.start",

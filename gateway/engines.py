@@ -1,8 +1,9 @@
-"""The engines the gateway serves: config, lazily loaded query embedder, index check.
+"""The engines the gateway serves: config, lazily loaded embedders, index check.
 
-The embedder for an engine's query field is built on first use (model loading is slow) and
-shared by all requests. Before the first search the index mapping's ``_meta`` is compared
-with the embedder, so a query is never embedded by a different model than the catalog.
+An engine's embedder for a vector field is built on first use (model loading is slow) and
+shared by all requests. Before a field is first queried, the index mapping's ``_meta`` is
+compared with the embedder, so a query is never embedded by a different model than the
+catalog.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from imgsearch.embedders.base import Embedder, EmbedderInfo
 from imgsearch.engine_config import EngineConfig
-from imgsearch.errors import EmbedderMismatch, NotFound
+from imgsearch.errors import EmbedderMismatch, UnknownEngine
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ EmbedderFactory = Callable[[EngineConfig, str], Embedder]
 class EngineRuntime:
     config: EngineConfig
     make_embedder: EmbedderFactory
-    _embedder: Embedder | None = None
-    _verified_info: EmbedderInfo | None = None
+    _embedders: dict[str, Embedder] = field(default_factory=dict)
+    _verified: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -35,37 +36,39 @@ class EngineRuntime:
 
     @property
     def vector_field(self) -> str:
+        """The field queries use unless a request names another."""
         return self.config.query_vector_field
 
-    @property
-    def verified(self) -> bool:
-        return self._verified_info is not None
+    def verified(self, vector_field: str) -> bool:
+        return vector_field in self._verified
 
-    def embedder(self) -> Embedder:
+    def embedder(self, vector_field: str | None = None) -> Embedder:
+        name = vector_field or self.vector_field
         with self._lock:
-            if self._embedder is None:
-                logger.info("loading embedder for %s.%s", self.hashid, self.vector_field)
-                self._embedder = self.make_embedder(self.config, self.vector_field)
-            return self._embedder
+            embedder = self._embedders.get(name)
+            if embedder is None:
+                logger.info("loading embedder for %s.%s", self.hashid, name)
+                embedder = self._embedders[name] = self.make_embedder(self.config, name)
+            return embedder
 
-    def verify(self, indexed: dict[str, EmbedderInfo]) -> None:
+    def verify(self, indexed: dict[str, EmbedderInfo], vector_field: str) -> None:
         """Refuse to query a field written by another embedder/version/dimension."""
-        if self._verified_info is not None:
+        if vector_field in self._verified:
             return
-        ours = self.embedder().info
-        theirs = indexed.get(self.vector_field)
+        ours = self.embedder(vector_field).info
+        theirs = indexed.get(vector_field)
         if theirs is None:
             raise EmbedderMismatch(
-                f"Index '{self.config.alias}' has no recorded embedder for '{self.vector_field}'"
+                f"Index '{self.config.alias}' has no recorded embedder for '{vector_field}'"
             )
         if (theirs.embedder, theirs.version, theirs.dim) != (ours.embedder, ours.version, ours.dim):
             raise EmbedderMismatch(
-                f"Index '{self.config.alias}' field '{self.vector_field}' was written by "
+                f"Index '{self.config.alias}' field '{vector_field}' was written by "
                 f"{theirs.embedder} {theirs.version} (dim {theirs.dim}); the gateway has "
                 f"{ours.embedder} {ours.version} (dim {ours.dim}). Rebuild the index or fix "
                 "the engine config."
             )
-        self._verified_info = theirs
+        self._verified.add(vector_field)
 
 
 class EngineRegistry:
@@ -77,7 +80,7 @@ class EngineRegistry:
     def get(self, hashid: str) -> EngineRuntime:
         engine = self._engines.get(hashid)
         if engine is None:
-            raise NotFound("Mapping not found")
+            raise UnknownEngine(f"Unknown search engine {hashid!r}")
         return engine
 
     def __iter__(self) -> Iterator[EngineRuntime]:

@@ -1,7 +1,8 @@
 """``imgsearch`` command line: one entry point, one subcommand per job.
 
-Each subcommand lives with the code it drives (``indexer.cli``, ``gateway.cli``) and
-registers itself through ``add_parser(subparsers)``.
+Each subcommand lives with the code it drives and registers itself through an
+``imgsearch.commands`` entry point (``pyproject.toml``) naming its ``add_parser(subparsers)``,
+so this core module imports neither the indexer nor the gateway.
 """
 
 from __future__ import annotations
@@ -9,11 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib.metadata import entry_points
 
-from gateway import cli as gateway_cli
-from gateway import duplicates
-from indexer import cli as indexer_cli
-from indexer import versions_cli
+COMMANDS_GROUP = "imgsearch.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,10 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    indexer_cli.add_parser(subparsers)
-    versions_cli.add_parser(subparsers)
-    duplicates.add_parser(subparsers)
-    gateway_cli.add_parser(subparsers)
+    commands = entry_points(group=COMMANDS_GROUP)
+    if not commands:
+        parser.error("no subcommands are registered: install the project (pip install -e .)")
+    for entry in sorted(commands, key=lambda e: e.name):
+        entry.load()(subparsers)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The project's one error hierarchy. Dialects map these to HTTP in ``gateway/errors.py``.
+"""The project's one error hierarchy. ``gateway/errors.py`` maps it to HTTP, in each API's shape.
 
 ImgSearchError
 ├── InvalidRequest            the client sent something we cannot use
@@ -10,7 +10,9 @@ ImgSearchError
 │       ├── ImageTooLarge     over the pixel cap (decompression bombs)
 │       └── ImageFetchError   an image URL/path could not be read
 ├── PayloadTooLarge           request body / image bytes over the byte cap
-├── NotFound                  unknown engine, unknown item
+├── NotFound                  an index is missing
+│   ├── UnknownEngine         no engine under the requested id
+│   └── UnknownItem           no indexed item with the requested id
 ├── Forbidden                 bad token or disallowed origin
 ├── EmbeddingFailed           the model raised while embedding
 ├── EmbedderMismatch          the index was written by another embedder/version/dim
@@ -72,7 +74,15 @@ class PayloadTooLarge(ImgSearchError):
 
 
 class NotFound(ImgSearchError):
-    """Unknown engine or item."""
+    """Something the request names does not exist."""
+
+
+class UnknownEngine(NotFound):
+    """No engine is served under the requested id."""
+
+
+class UnknownItem(NotFound):
+    """No indexed item has the requested id."""
 
 
 class Forbidden(ImgSearchError):

@@ -7,6 +7,8 @@ exceptions and warnings never escape: callers only ever see ``ImgSearchError`` s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 from dataclasses import dataclass
 
@@ -100,3 +102,13 @@ def _grey_to_rgb(image: Image.Image) -> Image.Image:
         scale = 1.0
     grey = np.clip(np.nan_to_num(values * scale), 0, 255).astype(np.uint8)
     return Image.fromarray(grey).convert("RGB")
+
+
+def image_bytes_from_base64(text: str, field: str = "image") -> bytes:
+    """Bytes of a base64 image as APIs send it (``data:`` URLs too); errors name ``field``."""
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text.strip(), validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageDecodeError(f"Field {field} is not valid base64") from exc

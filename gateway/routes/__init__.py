@@ -1,1 +1,1 @@
-"""HTTP routes; each module is thin glue over dialects and the search service."""
+"""The gateway's own routes (operations, demo page): not an API dialect."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from gateway.search_service import SearchService
+from gateway.deps import Service
 
 
 def mount(app: FastAPI, static_dir: Path, assets_dir: Path | None) -> None:
@@ -17,7 +17,6 @@ def mount(app: FastAPI, static_dir: Path, assets_dir: Path | None) -> None:
         app.mount("/demo-assets", StaticFiles(directory=assets_dir), name="demo-assets")
 
     @app.get("/demo/{hashid}", include_in_schema=False)
-    async def demo_page(hashid: str, request: Request) -> FileResponse:
-        service: SearchService = request.app.state.service
-        service.registry.get(hashid)  # 404 "Mapping not found" for unknown engines
+    async def demo_page(hashid: str, service: Service) -> FileResponse:
+        service.engine(hashid)  # 404 for unknown engines
         return FileResponse(static_dir / "demo.html", media_type="text/html")

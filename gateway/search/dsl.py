@@ -190,7 +190,3 @@ def near_duplicates_body(
         # Scores are float32; a hair under the exact bound keeps distance == max_distance in.
         body["min_score"] = 1.0 / (1 + max_distance) - 1e-6
     return body
-
-
-def hamming_distance_from_score(score: float) -> int:
-    return round(1.0 / score - 1)

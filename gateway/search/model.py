@@ -81,6 +81,35 @@ class SortKey:
 
 
 @dataclass(frozen=True)
+class ImageQuery:
+    """Query by an image the client sent (raw bytes; each dialect decodes its transport)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ImageUrlQuery:
+    """Query by an image the gateway fetches from a public http(s) URL."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """ "More like this": the stored vector of the item whose ``field`` equals ``value``.
+
+    ``exclude_self`` leaves the item itself out of the results.
+    """
+
+    field: str
+    value: str
+    exclude_self: bool = True
+
+
+Query = ImageQuery | ImageUrlQuery | ItemQuery
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     """One k-NN search over an engine's pool of ``k`` nearest documents.
 
@@ -92,7 +121,7 @@ class SearchRequest:
     engine: str
     vector_field: str
     k: int
-    vector: list[float] | None = None
+    vector: list[float] | None = None  # set by the service from the query
     filters: Mapping[str, FilterTree] = field(default_factory=dict)
     filter_execution: FilterExecution = "and"
     excludes: tuple[FilterTree, ...] = ()
@@ -169,3 +198,11 @@ class SearchResult:
     total: int
     hits: tuple[Hit, ...]
     facets: tuple[FacetResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class NearDuplicate:
+    """An indexed item whose perceptual hash is ``distance`` bits from the query's."""
+
+    id: str
+    distance: int

@@ -16,6 +16,7 @@ from gateway.search.model import (
     FacetRequest,
     FacetResult,
     Hit,
+    NearDuplicate,
     Range,
     RangeFacetResult,
     Scalar,
@@ -173,3 +174,20 @@ def read_msearch(
         else:
             facets.append(_terms_facet(facet, aggs, req, spec.type if spec else None))
     return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=tuple(facets))
+
+
+def hamming_distance_from_score(score: float) -> int:
+    """The k-NN plugin scores ``hammingbit`` as ``1 / (1 + distance)``."""
+    return round(1.0 / score - 1)
+
+
+def read_near_duplicates(response: dict[str, Any]) -> tuple[NearDuplicate, ...]:
+    """A ``near_duplicates_body`` search response → items with their Hamming distance."""
+    _check(response)
+    return tuple(
+        NearDuplicate(
+            id=str(hit.get("_source", {}).get(ID_FIELD, hit["_id"])),
+            distance=hamming_distance_from_score(hit["_score"]),
+        )
+        for hit in response.get("hits", {}).get("hits", [])
+    )

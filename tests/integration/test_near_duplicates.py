@@ -7,14 +7,19 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import anyio
 import pytest
 from opensearchpy import OpenSearch
 from PIL import Image
 
-from gateway.duplicates import find_duplicates
+from gateway.search.model import ImageQuery, NearDuplicate
+from gateway.service import CatalogService
+from gateway.settings import GatewaySettings
 from imgsearch.embedders.phash import hamming
+from imgsearch.engine_config import EngineConfig
 from indexer.runner import IndexOptions, index_feed
 from tests.integration.test_indexer_lifecycle import FAST, SETTINGS, engine
 
@@ -31,8 +36,28 @@ def _recompressed(path: Path, scale: float, quality: int) -> bytes:
     return out.getvalue()
 
 
+def _near_duplicates(
+    opensearch_url: str, config: EngineConfig, image: bytes, *, max_distance: int, size: int
+) -> tuple[NearDuplicate, ...]:
+    """The neutral service's operation, as every dialect (and the CLI) calls it."""
+    settings = GatewaySettings(opensearch_url=opensearch_url)
+    service = CatalogService.create(settings, {config.hashid: config})
+    try:
+        engine = service.engine(config.hashid)
+        search = partial(
+            service.near_duplicates, engine, ImageQuery(image), max_distance=max_distance, size=size
+        )
+        return anyio.run(search)
+    finally:
+        service.close()
+
+
 def test_near_duplicates_match_brute_force_hamming(
-    os_client: OpenSearch, index_name: Callable[[str], str], clothing_dataset: Path, tmp_path: Path
+    os_client: OpenSearch,
+    opensearch_url: str,
+    index_name: Callable[[str], str],
+    clothing_dataset: Path,
+    tmp_path: Path,
 ) -> None:
     # A feed of the validation shoes plus a resized, recompressed copy of one of them.
     shoes = sorted((clothing_dataset / "validation" / "shoes").glob("*.jpg"))
@@ -54,7 +79,7 @@ def test_near_duplicates_match_brute_force_hamming(
     }
     query = original.read_bytes()
     max_distance = 10
-    found = find_duplicates(os_client, config, query, max_distance=max_distance, size=50)
+    found = _near_duplicates(opensearch_url, config, query, max_distance=max_distance, size=50)
 
     expected = sorted(
         (

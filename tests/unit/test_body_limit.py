@@ -23,7 +23,11 @@ async def echo_size(request: Request) -> JSONResponse:
 @pytest.fixture
 def client() -> TestClient:
     app = Starlette(routes=[Route("/", echo_size, methods=["POST"])])
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=LIMIT)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=LIMIT,
+        error_body=lambda path, status, message: {"error": message, "path": path},
+    )
     return TestClient(app)
 
 
@@ -50,3 +54,4 @@ def test_cap(client: TestClient, body_size: int, chunked: bool, status: int) -> 
         assert response.json() == {"size": body_size}
     else:
         assert "too large" in response.json()["error"]
+        assert response.json()["path"] == "/", "the body comes from the path's error shape"

@@ -8,13 +8,13 @@ import pytest
 
 from gateway.dialects.doofinder.response import (
     DoofinderSearchResponse,
-    ItemRef,
     format_response,
     make_dfid,
     parse_dfid,
 )
 from gateway.search.model import (
     Hit,
+    ItemQuery,
     RangeFacetResult,
     SearchRequest,
     SearchResult,
@@ -92,16 +92,16 @@ def test_missing_title_is_empty_string() -> None:
     assert item["image_url"] is None
 
 
-DFID_CASES: list[tuple[str, ItemRef, str]] = [
-    (make_dfid("abc123", "sku-1"), ItemRef("id_md5", MD5), "full dfid → md5 lookup"),
-    ("sku-1", ItemRef("id", "sku-1"), "plain id"),
-    ("a@b", ItemRef("id", "a@b"), "ids may contain @"),
-    ("abc123@product@notmd5", ItemRef("id", "abc123@product@notmd5"), "not a dfid → id"),
+DFID_CASES: list[tuple[str, ItemQuery, str]] = [
+    (make_dfid("abc123", "sku-1"), ItemQuery("id_md5", MD5), "full dfid → md5 lookup"),
+    ("sku-1", ItemQuery("id", "sku-1"), "plain id"),
+    ("a@b", ItemQuery("id", "a@b"), "ids may contain @"),
+    ("abc123@product@notmd5", ItemQuery("id", "abc123@product@notmd5"), "not a dfid → id"),
 ]
 
 
 @pytest.mark.parametrize(("dfid", "expected", "why"), DFID_CASES)
-def test_parse_dfid(dfid: str, expected: ItemRef, why: str) -> None:
+def test_parse_dfid(dfid: str, expected: ItemQuery, why: str) -> None:
     assert parse_dfid(dfid, "abc123") == expected, why
 
 

@@ -7,12 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.search.dsl import (
-    build_msearch,
-    filter_to_dsl,
-    hamming_distance_from_score,
-    near_duplicates_body,
-)
+from gateway.search.dsl import build_msearch, filter_to_dsl, near_duplicates_body
 from gateway.search.model import (
     And,
     FacetRequest,
@@ -24,7 +19,8 @@ from gateway.search.model import (
     SortKey,
     Terms,
 )
-from imgsearch.errors import MissingFields
+from gateway.search.results import hamming_distance_from_score, read_near_duplicates
+from imgsearch.errors import BackendUnavailable, MissingFields
 from tests.unit.search_config import CONFIG
 
 BRAND = Terms("brand", ("nike",))
@@ -178,3 +174,18 @@ def test_near_duplicates_body(max_distance: int | None, min_score: float | None)
 def test_hamming_distance_from_score_inverts_the_knn_score(distance: int) -> None:
     score = float(np.float32(1.0 / (1 + distance)))  # OpenSearch returns float32 scores
     assert hamming_distance_from_score(score) == distance
+
+
+def test_read_near_duplicates() -> None:
+    response = {
+        "hits": {
+            "hits": [
+                {"_id": "x", "_score": 1.0, "_source": {"id": "sku-1"}},
+                {"_id": "y", "_score": float(np.float32(1 / 5)), "_source": {}},
+            ]
+        }
+    }
+    found = read_near_duplicates(response)
+    assert [(d.id, d.distance) for d in found] == [("sku-1", 0), ("y", 4)]
+    with pytest.raises(BackendUnavailable):
+        read_near_duplicates({"error": {"type": "x", "reason": "broken"}})

@@ -78,11 +78,11 @@ class DoofinderParams:
     def search_request(
         self,
         config: EngineConfig,
-        vector: Sequence[float] | None,
+        vector: Sequence[float] | None = None,
         exclude_ids: Iterable[str] = (),
         vector_field: str | None = None,
     ) -> SearchRequest:
-        """The neutral request for ``vector`` (from the image, or the item for "more like this")."""
+        """The neutral request; the service sets ``vector`` from the query unless given here."""
         return SearchRequest(
             engine=config.hashid,
             vector_field=vector_field or config.query_vector_field,

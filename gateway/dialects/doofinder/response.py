@@ -5,7 +5,7 @@ Facets follow the reference's ``TermFacetResponse``/``RangeFacetResponse`` schem
 ``{"key": "price", "range": {"min", "max", "from", "to"}}``.
 
 ``dfid`` is ``{hashid}@product@{md5(id)}`` as Doofinder writes it. md5 cannot be reversed,
-so ``parse_dfid`` tells the route which stored field to look the item up by: a full dfid
+so ``parse_dfid`` tells the service which stored field to look the item up by: a full dfid
 names ``id_md5`` (the md5 hex of ``id``, which the indexer must store as a keyword), and
 anything else is taken as a plain ``id``.
 """
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.search.model import (
+    ID_FIELD,
     Hit,
+    ItemQuery,
     RangeFacetResult,
     Scalar,
     SearchRequest,
@@ -95,15 +96,7 @@ def make_dfid(hashid: str, item_id: str) -> str:
     return f"{hashid}@{DFID_TYPE}@{hashlib.md5(item_id.encode()).hexdigest()}"
 
 
-@dataclass(frozen=True)
-class ItemRef:
-    """Which stored field identifies the item a ``dfid`` parameter names."""
-
-    field: Literal["id", "id_md5"]
-    value: str
-
-
-def parse_dfid(dfid: str, hashid: str) -> ItemRef:
+def parse_dfid(dfid: str, hashid: str, exclude_self: bool = True) -> ItemQuery:
     """A full ``{hashid}@product@{md5}`` dfid → look up ``id_md5``; anything else → ``id``."""
     parts = dfid.split("@")
     if len(parts) == 3 and _MD5.fullmatch(parts[2]):
@@ -111,10 +104,10 @@ def parse_dfid(dfid: str, hashid: str) -> ItemRef:
             raise InvalidRequest("Invalid dfid: it belongs to another search engine")
         if parts[1] != DFID_TYPE:
             raise InvalidRequest(f"Invalid dfid: unknown index {parts[1]!r}")
-        return ItemRef("id_md5", parts[2])
+        return ItemQuery(ID_MD5_FIELD, parts[2], exclude_self)
     if not dfid:
         raise InvalidRequest("Invalid dfid")
-    return ItemRef("id", dfid)
+    return ItemQuery(ID_FIELD, dfid, exclude_self)
 
 
 def _text(value: object) -> str | None:

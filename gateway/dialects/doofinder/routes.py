@@ -1,0 +1,130 @@
+"""Doofinder search API v6 routes: thin glue between the dialect's pure parts and the service.
+
+Order of checks (so the cheapest rejection wins): engine exists (404), access (403), feature
+enabled (400), parameters (400), image present and decodable (400/413), embedding (424),
+search (503/504).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gateway.deps import Service
+from gateway.dialect import Dialect
+from gateway.dialects.doofinder.body import read_body
+from gateway.dialects.doofinder.openapi import (
+    ERROR_RESPONSES,
+    IMAGE_BODY,
+    SEARCH_PARAMETERS,
+    SIMILAR_PARAMETERS,
+)
+from gateway.dialects.doofinder.params import DoofinderParams, parse_params
+from gateway.dialects.doofinder.response import (
+    DoofinderSearchResponse,
+    format_response,
+    parse_dfid,
+)
+from gateway.engines import EngineRuntime
+from gateway.json_response import FastJSONResponse
+from gateway.search.model import Query
+from gateway.security import authorize, cors_headers
+from gateway.service import CatalogService
+from imgsearch.errors import (
+    EmbeddingFailed,
+    FeatureDisabled,
+    MissingFields,
+    UnknownEngine,
+    UnknownItem,
+)
+
+router = APIRouter(tags=["Doofinder search v6"])
+
+
+def _engine(service: CatalogService, request: Request, hashid: str) -> EngineRuntime:
+    engine = service.engine(hashid)
+    request.state.cors_origin = authorize(
+        engine.config.gateway, request.headers.get("authorization"), request.headers.get("origin")
+    )
+    if not engine.config.gateway.image_search:
+        raise FeatureDisabled("Image Search is not enabled for this search engine")
+    return engine
+
+
+@router.post(
+    "/6/{hashid}/_image_search",
+    summary="Image Search",
+    response_model=DoofinderSearchResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": SEARCH_PARAMETERS, "requestBody": IMAGE_BODY},
+)
+async def image_search(hashid: str, request: Request, service: Service) -> Response:
+    """Search the engine's catalog with an image (base64 JSON, multipart upload or URL)."""
+    engine = _engine(service, request, hashid)
+    body_params, image = await read_body(request)
+    params = parse_params(request.query_params.multi_items(), engine.config, body_params)
+    return await _search(service, request, engine, params, image.query())
+
+
+@router.get(
+    "/6/{hashid}/_visually_similar",
+    summary="More like this item",
+    response_model=DoofinderSearchResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": SIMILAR_PARAMETERS},
+)
+async def visually_similar(hashid: str, request: Request, service: Service) -> Response:
+    """Items that look like an indexed item, using its stored vector."""
+    engine = _engine(service, request, hashid)
+    params = parse_params(request.query_params.multi_items(), engine.config)
+    if not params.dfid:
+        raise MissingFields(["dfid"])
+    query = parse_dfid(params.dfid, hashid, exclude_self=params.exclude_self)
+    return await _search(service, request, engine, params, query)
+
+
+async def _search(
+    service: CatalogService,
+    request: Request,
+    engine: EngineRuntime,
+    params: DoofinderParams,
+    query: Query,
+) -> Response:
+    timings = service.timings()
+    req = params.search_request(engine.config)
+    result = await service.search(engine, query, req, timings)
+    headers = cors_headers(getattr(request.state, "cors_origin", None))
+    headers["Server-Timing"] = timings.header()
+    payload = format_response(result, req, engine.config, engine.hashid)
+    return FastJSONResponse(payload, headers=headers)
+
+
+@router.options("/6/{hashid}/{path:path}", include_in_schema=False)
+async def preflight(hashid: str, path: str, request: Request, service: Service) -> Response:
+    """CORS preflight: allowed only for origins the engine accepts."""
+    engine = service.engine(hashid)
+    origin = request.headers.get("origin")
+    allowed = authorize(engine.config.gateway, None, origin) if origin else None
+    response = Response(status_code=204)
+    if allowed:
+        response.headers.update(
+            {
+                **cors_headers(allowed),
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                "Access-Control-Max-Age": "600",
+            }
+        )
+    return response
+
+
+DIALECT = Dialect(
+    name="doofinder",
+    router=router,
+    path_prefix="/6/",
+    messages={
+        UnknownEngine: "Mapping not found",
+        UnknownItem: "Image for the given dfid not found",
+        EmbeddingFailed: "There was an error obtaining the embeddings, please try again.",
+    },
+)
