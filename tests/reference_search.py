@@ -28,7 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from gateway.search.model import And, FilterTree, Not, Or, Range, SearchRequest, Terms
+from gateway.search.model import (
+    And,
+    Exists,
+    FilterTree,
+    Not,
+    Or,
+    Range,
+    SearchRequest,
+    Terms,
+)
 from imgsearch.engine_config import EngineConfig, FieldType
 from tests.tolerance import SCORE_ATOL, ranking_problems, tie_runs
 
@@ -99,6 +108,8 @@ def matches(doc: dict[str, Any], tree: FilterTree, config: EngineConfig) -> bool
                 continue
             return True
         return False
+    if isinstance(tree, Exists):
+        return bool(_values(doc, tree.field))
     if isinstance(tree, And):
         return all(matches(doc, child, config) for child in tree.children)
     if isinstance(tree, Or):

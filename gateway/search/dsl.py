@@ -23,6 +23,7 @@ from typing import Any
 from gateway.search.model import (
     ID_FIELD,
     And,
+    Exists,
     FacetRequest,
     FilterTree,
     Or,
@@ -62,6 +63,8 @@ def filter_to_dsl(tree: FilterTree, config: EngineConfig) -> dict[str, Any]:
             if value is not None
         }
         return {"range": {field_path(tree.field, config): bounds}}
+    if isinstance(tree, Exists):
+        return {"exists": {"field": field_path(tree.field, config)}}
     if isinstance(tree, And):
         return {"bool": {"filter": [filter_to_dsl(child, config) for child in tree.children]}}
     if isinstance(tree, Or):

@@ -42,6 +42,13 @@ class Range:
 
 
 @dataclass(frozen=True)
+class Exists:
+    """The field has at least one value."""
+
+    field: str
+
+
+@dataclass(frozen=True)
 class And:
     """Every child matches."""
 
@@ -62,7 +69,7 @@ class Not:
     child: FilterTree
 
 
-FilterTree = Terms | Range | And | Or | Not
+FilterTree = Terms | Range | Exists | And | Or | Not
 
 
 @dataclass(frozen=True)

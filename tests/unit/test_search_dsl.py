@@ -10,6 +10,7 @@ import pytest
 from gateway.search.dsl import build_msearch, filter_to_dsl, near_duplicates_body
 from gateway.search.model import (
     And,
+    Exists,
     FacetRequest,
     FilterTree,
     Not,
@@ -52,6 +53,8 @@ DSL_CASES: list[tuple[FilterTree, dict[str, Any], str]] = [
         "or",
     ),
     (Not(BRAND), {"bool": {"must_not": [{"terms": {"brand": ["nike"]}}]}}, "not"),
+    (Exists("price"), {"exists": {"field": "price"}}, "exists"),
+    (Exists("title"), {"exists": {"field": "title.raw"}}, "exists on text → keyword sub-field"),
 ]
 
 
