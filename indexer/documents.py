@@ -60,6 +60,11 @@ def build_document(
     }
 
 
-def index_action(index: str, doc_id: str, source: dict[str, Any]) -> dict[str, Any]:
-    """A ``streaming_bulk`` action; ``_id`` = the record id, so rewrites are idempotent."""
-    return {"_op_type": "index", "_index": index, "_id": doc_id, "_source": source}
+def index_action(
+    index: str, doc_id: str, source: dict[str, Any], op_type: str = "index"
+) -> dict[str, Any]:
+    """A ``streaming_bulk`` action; ``_id`` = the record id, so rewrites are idempotent.
+
+    ``op_type`` ``create`` makes OpenSearch refuse an id that exists (409), atomically.
+    """
+    return {"_op_type": op_type, "_index": index, "_id": doc_id, "_source": source}

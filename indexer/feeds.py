@@ -38,6 +38,7 @@ class FeedRecord:
     image: str
     image_url: str
     fields: dict[str, object] = field(default_factory=dict)
+    data: bytes | None = None  # the image itself when the caller already has it (API writes)
 
 
 @dataclass(frozen=True)

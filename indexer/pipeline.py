@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 import numpy as np
@@ -60,6 +60,8 @@ class PipelineSettings:
     image_limits: ImageLimits = field(default_factory=ImageLimits)
     bulk: BulkSettings = field(default_factory=BulkSettings)
     skip_unchanged: bool = True
+    # "create" refuses ids that exist (API inserts); "index" writes over them (feeds).
+    op_type: Literal["index", "create"] = "index"
     # Test and tooling hook: called by the writer with the running count of written docs.
     on_written: Callable[[int], None] | None = None
 
@@ -202,7 +204,11 @@ class Pipeline:
 
     def _fetch(self, record: FeedRecord) -> _Fetched:
         try:
-            data = fetch_image_bytes(record.image, self.settings.image_limits, client=self._http)
+            data = record.data
+            if data is None:
+                data = fetch_image_bytes(
+                    record.image, self.settings.image_limits, client=self._http
+                )
         except ImgSearchError as exc:
             return _Fetched(record, error=exc.message)
         except Exception as exc:
@@ -301,7 +307,7 @@ class Pipeline:
             values = {name: vectors[name][row] for name in vectors}
             source = build_document(item.record, values, item.extra, item.digest, indexed_at)
             self._pending[item.record.id] = item.record.ref
-            yield index_action(self.index, item.record.id, source)
+            yield index_action(self.index, item.record.id, source, self.settings.op_type)
 
     def _embed(self, batch: Sequence[_Decoded]) -> dict[str, list[object]]:
         out: dict[str, list[object]] = {}

@@ -62,9 +62,12 @@ class Report:
         expected: int | None = None,
         stream: IO[str] | None = None,
         interval_s: float = 5.0,
+        keep_lines: bool = False,
     ) -> None:
         self.summary = summary
         self._lock = threading.Lock()
+        # Callers that answer per record (API writes) read the lines back from here.
+        self.lines: list[dict[str, object]] | None = [] if keep_lines else None
         # Line-buffered: a killed run still leaves every finished record in the report.
         self._file = path.open("w", encoding="utf-8", buffering=1) if path is not None else None
         self._stages: Counter[str] = Counter()
@@ -99,6 +102,8 @@ class Report:
                     logger.warning("failed %s (%s, %s): %s", doc_id, ref, stage, reason)
             if self._file is not None:
                 self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
+            if self.lines is not None:
+                self.lines.append(line)
             self._progress.update(self.summary)
 
     def close(self, elapsed_s: float) -> IndexSummary:

@@ -12,7 +12,7 @@ import itertools
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING
 from imgsearch.embedders.base import Embedder
 from imgsearch.engine_config import EngineConfig
 from indexer import bulk, lifecycle
-from indexer.feeds import FeedItem, SeenIds, count_feed, read_feed
+from indexer.feeds import FeedItem, FeedRecord, SeenIds, count_feed, read_feed
 from indexer.pipeline import Pipeline, PipelineSettings
 from indexer.report import IndexSummary, Report
 
@@ -134,3 +134,24 @@ def _swap(
     summary.alias_moved = True
     if deleted:
         summary.notes.append(f"deleted old versions: {', '.join(deleted)}")
+
+
+def write_records(
+    records: Sequence[FeedRecord],
+    client: OpenSearch,
+    index: str,
+    embedders: dict[str, Embedder],
+    settings: PipelineSettings,
+) -> list[dict[str, object]]:
+    """Write already-parsed records (API writes) through the same pipeline as a feed.
+
+    Returns one report line per record (``indexed`` or ``failed`` with stage and reason);
+    the index is refreshed before returning, so what was written is searchable.
+    """
+    report = Report(IndexSummary(index=index, alias=index), None, interval_s=3600, keep_lines=True)
+    try:
+        Pipeline(client, index, embedders, report, settings).run(records)
+    finally:
+        bulk.refresh(client, index)
+    assert report.lines is not None
+    return report.lines

@@ -207,7 +207,7 @@ def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineC
     ranked = candidates(docs, req, config)
     scored = ranked[: req.k]
     ambiguous = _boundary_tied(ranked, req.k)
-    window = slice((req.page - 1) * req.rpp, req.page * req.rpp)
+    window = slice(req.offset, req.offset + req.rpp)
     page = ordered(scored, req, config)[window]
     fields = config.searchable_fields()
     facets: dict[str, Any] = {}

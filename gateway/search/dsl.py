@@ -88,6 +88,25 @@ def knn_query(req: SearchRequest, config: EngineConfig, omit: str | None = None)
     return {"knn": {req.vector_field: clause}}
 
 
+def radius_body(
+    req: SearchRequest, config: EngineConfig, *, min_score: float, size: int
+) -> dict[str, Any]:
+    """Every document passing the filter whose score is at least ``min_score`` (k-NN radial
+    search), best first, at most ``size``."""
+    if req.vector is None:
+        raise MissingFields(["image"])
+    clause: dict[str, Any] = {"vector": list(req.vector), "min_score": min_score}
+    tree = req.filter_tree()
+    if tree is not None:
+        clause["filter"] = filter_to_dsl(tree, config)
+    return {
+        "query": {"knn": {req.vector_field: clause}},
+        "size": size,
+        "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
+        "_source": _source(config),
+    }
+
+
 def facet_aggs(facet: FacetRequest, req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
     """The aggregations of one facet: top terms or stats, plus selected-value counts."""
     path = field_path(facet.field, config)
@@ -120,7 +139,7 @@ def _source(config: EngineConfig) -> dict[str, Any]:
 
 def main_body(req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
     """Body 1: the page (or the whole pool when sorting by field) plus plain facets."""
-    sorting = bool(req.sort)
+    sorting = req.reorders_pool
     body: dict[str, Any] = {
         "query": knn_query(req, config),
         "from": 0 if sorting else req.offset,
@@ -168,18 +187,30 @@ def item_lookup_body(field: str, value: str) -> dict[str, Any]:
 
 
 def near_duplicates_body(
-    field: str, phash: int, *, size: int, max_distance: int | None = None
+    field: str,
+    phash: int,
+    *,
+    size: int,
+    max_distance: int | None = None,
+    tree: FilterTree | None = None,
+    config: EngineConfig | None = None,
 ) -> dict[str, Any]:
     """Exact Hamming search over a perceptual-hash ``long`` field (k-NN ``hammingbit``).
 
     The k-NN plugin scores ``1 / (1 + distance)``; ``max_distance`` becomes ``min_score``.
+    Only documents passing ``tree`` (with its ``config``) are scored.
     """
+    candidates: dict[str, Any] = {"exists": {"field": field}}
+    if tree is not None:
+        if config is None:
+            raise ValueError("a filter tree needs the engine config")
+        candidates = {"bool": {"filter": [candidates, filter_to_dsl(tree, config)]}}
     body: dict[str, Any] = {
         "size": size,
         "_source": {"includes": ["id", field]},
         "query": {
             "script_score": {
-                "query": {"exists": {"field": field}},
+                "query": candidates,
                 "script": {
                     "source": "knn_score",
                     "lang": "knn",

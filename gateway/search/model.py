@@ -113,7 +113,32 @@ class ItemQuery:
     exclude_self: bool = True
 
 
-Query = ImageQuery | ImageUrlQuery | ItemQuery
+SingleQuery = ImageQuery | ImageUrlQuery | ItemQuery
+
+
+@dataclass(frozen=True)
+class MultiQuery:
+    """Several queries fused: hits rank by their mean cosine similarity to all of them.
+
+    Items named by an ``ItemQuery`` with ``exclude_self`` are left out of the results.
+    """
+
+    queries: tuple[SingleQuery, ...]
+
+
+Query = SingleQuery | MultiQuery
+
+
+@dataclass(frozen=True)
+class TermsBoost:
+    """Blend similarity with how many of ``values`` a hit's ``field`` shares (e.g. tags).
+
+    A hit's score becomes ``(1 - weight) * similarity + weight * jaccard(values, field)``.
+    """
+
+    field: str
+    values: tuple[str, ...]
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -137,10 +162,17 @@ class SearchRequest:
     sort: tuple[SortKey, ...] = ()
     page: int = 1
     rpp: int = 20
+    start: int | None = None  # an explicit offset, for APIs that page by "from"
+    terms_boost: TermsBoost | None = None
+
+    @property
+    def reorders_pool(self) -> bool:
+        """The page is cut from the whole pool re-ordered in Python, not by OpenSearch."""
+        return bool(self.sort) or self.terms_boost is not None
 
     @property
     def offset(self) -> int:
-        return (self.page - 1) * self.rpp
+        return self.start if self.start is not None else (self.page - 1) * self.rpp
 
     def filter_tree(self, omit: str | None = None) -> FilterTree | None:
         """The complete filter, without ``omit``'s own positive clause; ``None`` if empty."""

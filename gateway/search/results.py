@@ -8,8 +8,10 @@ a key last whatever the order, then similarity, then id) and the page sliced out
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from gateway.search.distances import hamming_distance_from_score
 from gateway.search.dsl import FACET_AGG, SELECTED_AGG
 from gateway.search.model import (
     ID_FIELD,
@@ -25,6 +27,7 @@ from gateway.search.model import (
     SortKey,
     TermCount,
     Terms,
+    TermsBoost,
     TermsFacetResult,
 )
 from imgsearch.engine_config import EngineConfig, FieldType
@@ -156,8 +159,10 @@ def read_msearch(
     total_raw = hits_part.get("total", 0)
     total = int(total_raw.get("value", 0) if isinstance(total_raw, dict) else total_raw)
     hits = [_hit(raw) for raw in hits_part.get("hits", [])]
-    if req.sort:
+    if req.reorders_pool:
         pool = sorted(hits, key=lambda hit: (-hit.score, hit.id))[: req.k]
+        if req.terms_boost is not None:
+            pool = boost_by_terms(pool, req.terms_boost)
         hits = sort_pool(pool, req.sort, config)[req.offset : req.offset + req.rpp]
 
     aggs_by_field: dict[str, dict[str, Any]] = {}
@@ -176,9 +181,31 @@ def read_msearch(
     return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=tuple(facets))
 
 
-def hamming_distance_from_score(score: float) -> int:
-    """The k-NN plugin scores ``hammingbit`` as ``1 / (1 + distance)``."""
-    return round(1.0 / score - 1)
+def read_hits(response: dict[str, Any]) -> SearchResult:
+    """A plain search response (no pool, no facets) → its hits in order; total = their count."""
+    _check(response)
+    hits = tuple(_hit(raw) for raw in response.get("hits", {}).get("hits", []))
+    return SearchResult(total=len(hits), hits=hits)
+
+
+def jaccard(values: Sequence[object], other: object) -> float:
+    mine = {str(v) for v in values}
+    theirs = {str(v) for v in (other if isinstance(other, list) else [other]) if v is not None}
+    union = mine | theirs
+    return len(mine & theirs) / len(union) if union else 0.0
+
+
+def boost_by_terms(hits: Sequence[Hit], boost: TermsBoost) -> list[Hit]:
+    """Hits re-scored by ``TermsBoost``, best first (ties: id)."""
+    rescored = [
+        replace(
+            hit,
+            score=(1 - boost.weight) * hit.score
+            + boost.weight * jaccard(boost.values, hit.source.get(boost.field)),
+        )
+        for hit in hits
+    ]
+    return sorted(rescored, key=lambda hit: (-hit.score, hit.id))
 
 
 def read_near_duplicates(response: dict[str, Any]) -> tuple[NearDuplicate, ...]:

@@ -20,7 +20,8 @@ from gateway.search.model import (
     SortKey,
     Terms,
 )
-from gateway.search.results import hamming_distance_from_score, read_near_duplicates
+from gateway.search.distances import hamming_distance_from_score
+from gateway.search.results import read_near_duplicates
 from imgsearch.errors import BackendUnavailable, MissingFields
 from tests.unit.search_config import CONFIG
 

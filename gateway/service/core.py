@@ -1,0 +1,203 @@
+"""What every neutral operation shares: the client, the engines, query images, the model.
+
+Blocking work (decoding, model inference, the OpenSearch client, fetching image URLs) runs
+in worker threads so the event loop stays free; OpenSearch errors become ours in one place
+(``_backend``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+import numpy as np
+from anyio import to_thread
+from opensearchpy import OpenSearch
+from PIL import Image
+
+from gateway.engines import EngineRegistry, EngineRuntime
+from gateway.metrics import GatewayMetrics
+from gateway.search.dsl import item_lookup_body
+from gateway.search.model import (
+    ID_FIELD,
+    ImageQuery,
+    ImageUrlQuery,
+    ItemQuery,
+    MultiQuery,
+    Query,
+)
+from gateway.service.timings import Timings
+from gateway.settings import GatewaySettings
+from imgsearch.errors import (
+    EmbeddingFailed,
+    ImgSearchError,
+    InvalidRequest,
+    MissingFields,
+    NotFound,
+    UnknownItem,
+)
+from imgsearch.image_fetch import FetchTimeouts, fetch_image_bytes
+from imgsearch.images import ImageLimits, decode_image
+from imgsearch.mapping import vector_meta
+from imgsearch.search_client import backend_errors
+from imgsearch.url_guard import public_only_client
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    vector: list[float]
+    # indexed items the query came from that are to be left out of the results
+    exclude_ids: tuple[str, ...] = ()
+    # |mean of the unit query vectors| for a MultiQuery: mean cosine = scale * cosine(vector)
+    scale: float = 1.0
+
+
+class ServiceCore:
+    def __init__(
+        self,
+        *,
+        client: OpenSearch,
+        registry: EngineRegistry,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.client = client
+        self.metrics = metrics
+        self.registry = registry
+        self.settings = settings
+        self.limits = ImageLimits(
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        )
+        self._embed_slots = anyio.Semaphore(settings.embed_concurrency)
+        self._http = httpx.Client() if settings.image_url_allow_private else public_only_client()
+
+    def close(self) -> None:
+        self._http.close()
+        self.client.close()
+
+    def engine(self, hashid: str) -> EngineRuntime:
+        """The engine served as ``hashid`` (``UnknownEngine`` if none)."""
+        return self.registry.get(hashid)
+
+    def timings(self) -> Timings:
+        """A per-request timer that also feeds the stage histograms."""
+        return Timings(observe=self.metrics.observe_stage)
+
+    async def _backend(self, call: Callable[[], T]) -> T:
+        """One blocking OpenSearch call in a worker thread, its errors mapped to ours."""
+
+        def run() -> T:
+            with backend_errors():
+                return call()
+
+        return await to_thread.run_sync(run)
+
+    async def _ensure_index_matches(self, engine: EngineRuntime, vector_field: str) -> None:
+        """Compare the index's recorded embedder with ours, once per engine and field."""
+        if engine.verified(vector_field):
+            return
+        alias = engine.config.alias
+        try:
+            mappings: dict[str, Any] = await self._backend(
+                lambda: self.client.indices.get_mapping(index=alias)
+            )
+        except NotFound as exc:
+            raise NotFound(f"Index '{alias}' for this search engine does not exist") from exc
+        # An alias points at one versioned index; take its mapping.
+        first = next(iter(mappings.values()))
+        meta: dict[str, Any] = first.get("mappings", {}).get("_meta", {})
+        await to_thread.run_sync(engine.verify, vector_meta(meta), vector_field)
+
+    async def _query_vector(
+        self, engine: EngineRuntime, query: Query, vector_field: str, timings: Timings
+    ) -> QueryVector:
+        if isinstance(query, MultiQuery):
+            if not query.queries:
+                raise MissingFields(["query_records"])
+            parts = [
+                await self._query_vector(engine, q, vector_field, timings) for q in query.queries
+            ]
+            units = [np.asarray(p.vector, dtype=np.float64) for p in parts]
+            mean = np.mean([u / (np.linalg.norm(u) or 1.0) for u in units], axis=0)
+            scale = float(np.linalg.norm(mean))
+            if scale == 0.0:
+                raise InvalidRequest("the query images cancel out: no direction to search in")
+            excluded = tuple(i for p in parts for i in p.exclude_ids)
+            return QueryVector([float(x) for x in mean / scale], excluded, scale)
+        if isinstance(query, ItemQuery):
+            found = await self._stored_vector(engine, query, vector_field)
+            return found if query.exclude_self else replace(found, exclude_ids=())
+        data = await self._image_bytes(query)
+        return QueryVector(await self._embed_image(engine, vector_field, data, timings))
+
+    async def _image_bytes(self, image: ImageQuery | ImageUrlQuery) -> bytes:
+        return image.data if isinstance(image, ImageQuery) else await self._fetch_image(image.url)
+
+    async def _fetch_image(self, url: str) -> bytes:
+        """Bytes of a client-supplied image URL; local paths are never read for clients."""
+        timeouts = FetchTimeouts(
+            connect=self.settings.fetch_timeout_s,
+            read=self.settings.fetch_timeout_s,
+            total=self.settings.fetch_timeout_s * 2,
+        )
+        return await to_thread.run_sync(
+            lambda: fetch_image_bytes(
+                url, self.limits, client=self._http, timeout=timeouts, allow_local=False
+            )
+        )
+
+    async def _embed_image(
+        self, engine: EngineRuntime, vector_field: str, data: bytes, timings: Timings
+    ) -> list[float]:
+        started = time.perf_counter()
+        image = await to_thread.run_sync(decode_image, data, self.limits)
+        timings.add("decode", started)
+        async with self._embed_slots:
+            started = time.perf_counter()
+            vector = await to_thread.run_sync(_embed_one, engine, vector_field, image)
+            timings.add("embed", started)
+        return vector
+
+    async def _stored_vector(
+        self, engine: EngineRuntime, query: ItemQuery, vector_field: str
+    ) -> QueryVector:
+        item_id, vector = await self._stored_value(engine, query, vector_field)
+        if not isinstance(vector, list):
+            raise UnknownItem(f"No indexed item with {query.field} {query.value!r}")
+        return QueryVector(vector, exclude_ids=(item_id,))
+
+    async def _stored_value(
+        self, engine: EngineRuntime, query: ItemQuery, field: str
+    ) -> tuple[str, object]:
+        """(id, stored value of ``field``) of the item ``query`` names."""
+        body = item_lookup_body(query.field, query.value)
+        body["_source"] = [ID_FIELD, field]
+        response: dict[str, Any] = await self._backend(
+            lambda: self.client.search(index=engine.config.alias, body=body)
+        )
+        hits = response.get("hits", {}).get("hits", [])
+        if not hits:
+            raise UnknownItem(f"No indexed item with {query.field} {query.value!r}")
+        source = hits[0].get("_source", {})
+        return str(source.get(ID_FIELD, hits[0]["_id"])), source.get(field)
+
+
+def _embed_one(engine: EngineRuntime, vector_field: str, image: Image.Image) -> list[float]:
+    embedder = engine.embedder(vector_field)
+    try:
+        row = embedder.embed_images([image])[0]
+    except ImgSearchError:
+        raise
+    except Exception as exc:
+        logger.exception("embedding failed for engine %s", engine.hashid)
+        raise EmbeddingFailed(str(exc)) from exc
+    return [float(x) for x in row]
