@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.dialect import Dialect
 from gateway.dialects.doofinder.routes import DIALECT as DOOFINDER
+from gateway.dialects.ximilar.routes import DIALECT as XIMILAR
 from gateway.errors import ErrorShapes, install_error_handlers
 from gateway.metrics import MetricsMiddleware
 from gateway.routes import demo, ops
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The APIs the gateway speaks; a new dialect is one more entry (see docs/dialects.md).
-DIALECTS: tuple[Dialect, ...] = (DOOFINDER,)
+DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR)
 
 
 def create_app(

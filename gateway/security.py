@@ -51,3 +51,12 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     if not origin:
         return {}
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def authorize_write(spec: GatewaySpec, authorization: str | None) -> None:
+    """Writes need a server token, always: an engine without tokens is read-only."""
+    if not spec.tokens:
+        raise Forbidden("writes are disabled: the engine has no API tokens (gateway.tokens)")
+    if authorization is None:
+        raise Forbidden("forbidden")
+    authorize(spec, authorization, None)

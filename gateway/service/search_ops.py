@@ -8,10 +8,13 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from anyio import to_thread
 
 from gateway.engines import EngineRuntime
 from gateway.search.dsl import build_msearch, near_duplicates_body, radius_body
+from gateway.search.hamming_pairs import near_pairs
 from gateway.search.model import (
+    ID_FIELD,
     FilterTree,
     ImageQuery,
     ImageUrlQuery,
@@ -23,11 +26,14 @@ from gateway.search.model import (
     SearchResult,
     SingleQuery,
 )
+from gateway.search.records import after_body
 from gateway.search.results import read_hits, read_msearch, read_near_duplicates
 from gateway.service.core import ServiceCore
 from gateway.service.timings import Timings
 from imgsearch.engine_config import EngineConfig
 from imgsearch.errors import ConfigError, FeatureDisabled, ImgSearchError, InvalidRequest
+
+PAIRS_SCAN_PAGE = 5_000
 
 
 class SearchOps(ServiceCore):
@@ -135,6 +141,37 @@ class SearchOps(ServiceCore):
         hits = read_near_duplicates(response)
         if isinstance(query, ItemQuery) and query.exclude_self:
             hits = tuple(hit for hit in hits if hit.id != self_id)
+        return hits
+
+    async def near_duplicate_pairs(
+        self, engine: EngineRuntime, *, max_distance: int, tree: FilterTree | None = None
+    ) -> list[tuple[str, str, int]]:
+        """Every pair of items within ``max_distance`` bits, closest first (exact)."""
+        field = phash_field(engine.config)
+        await self._ensure_index_matches(engine, field)
+        ids: list[str] = []
+        hashes: list[int] = []
+        after: str | None = None
+        while True:
+            body = after_body(tree, engine.config, size=PAIRS_SCAN_PAGE, after=after)
+            body["_source"] = [ID_FIELD, field]
+            body["query"] = {"bool": {"filter": [body["query"], {"exists": {"field": field}}]}}
+            hits = await self._hits_page(engine.config.alias, body)
+            for hit in hits:
+                source = hit.get("_source") or {}
+                ids.append(str(source.get(ID_FIELD, hit["_id"])))
+                hashes.append(int(source[field]))
+            if len(hits) < PAIRS_SCAN_PAGE:
+                break
+            after = ids[-1]
+        pairs = await to_thread.run_sync(near_pairs, hashes, max_distance)
+        return [(ids[i], ids[j], distance) for i, j, distance in pairs]
+
+    async def _hits_page(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        response: dict[str, Any] = await self._backend(
+            lambda: self.client.search(index=index, body=body)
+        )
+        hits: list[dict[str, Any]] = response.get("hits", {}).get("hits", [])
         return hits
 
     async def health(self) -> dict[str, Any]:

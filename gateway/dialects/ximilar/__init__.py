@@ -1,0 +1,1 @@
+"""The Ximilar visual-search collection dialect (``/similarity/{service}/v2/<method>``)."""
