@@ -59,6 +59,15 @@ class ClipSpec(_Strict):
     checkpoint: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    # torch: open_clip as loaded. onnx / onnx-int8: the same weights exported to ONNX Runtime
+    # (fp32, or int8 weights with dynamic quantisation), a faster CPU path; see clip_onnx.py.
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+
+    @model_validator(mode="after")
+    def _onnx_on_cpu(self) -> ClipSpec:
+        if self.runtime != "torch" and self.device == "cuda":
+            raise ValueError(f"runtime {self.runtime!r} runs on the CPU; use runtime torch on cuda")
+        return self
 
 
 class ColorSpec(_Strict):
@@ -108,6 +117,8 @@ class GatewaySpec(_Strict):
     tokens: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
     facets: list[FacetDefault] = Field(default_factory=list)
+    # One result per value of this keyword field (e.g. a product id shared by its photos).
+    product_field: str | None = None
 
 
 class EngineConfig(_Strict):
@@ -159,6 +170,11 @@ class EngineConfig(_Strict):
         if self.gateway.image_search and not searchable:
             raise ValueError("image search needs a clip or color vector (phash alone cannot rank)")
         known = self.searchable_fields()
+        product = self.gateway.product_field
+        if product is not None and (
+            product not in known or known[product].type is not FieldType.KEYWORD
+        ):
+            raise ValueError(f"gateway.product_field {product!r} is not a keyword field")
         for facet in self.gateway.facets:
             spec = known.get(facet.field)
             if spec is None or not spec.facet:

@@ -133,6 +133,10 @@ def facet_aggs(facet: FacetRequest, req: SearchRequest, config: EngineConfig) ->
     return aggs
 
 
+def _boost(req: SearchRequest) -> tuple[str, ...]:
+    return (req.terms_boost.field,) if req.terms_boost is not None else ()
+
+
 def _source(config: EngineConfig) -> dict[str, Any]:
     return {"excludes": sorted(config.vectors)}
 
@@ -148,6 +152,8 @@ def main_body(req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
         "track_total_hits": True,
         "_source": _source(config),
     }
+    if req.collapse is not None:
+        return body  # facets are counted per product from the pool itself (results.py)
     disjunctive = {facet.field for facet in req.disjunctive_facets()}
     aggs: dict[str, Any] = {}
     for facet in req.facets:
@@ -162,6 +168,14 @@ def disjunctive_body(
     facet: FacetRequest, req: SearchRequest, config: EngineConfig
 ) -> dict[str, Any]:
     """A facet counted with every filter except its own."""
+    if req.collapse is not None:  # its pool comes back, to be counted per product
+        return {
+            "query": knn_query(req, config, omit=facet.field),
+            "size": req.k,
+            "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
+            "track_total_hits": False,
+            "_source": {"includes": sorted({ID_FIELD, facet.field, req.collapse, *_boost(req)})},
+        }
     return {
         "query": knn_query(req, config, omit=facet.field),
         "size": 0,

@@ -164,11 +164,13 @@ class SearchRequest:
     rpp: int = 20
     start: int | None = None  # an explicit offset, for APIs that page by "from"
     terms_boost: TermsBoost | None = None
+    # Keep the best hit per value of this field; totals and facets count products.
+    collapse: str | None = None
 
     @property
     def reorders_pool(self) -> bool:
         """The page is cut from the whole pool re-ordered in Python, not by OpenSearch."""
-        return bool(self.sort) or self.terms_boost is not None
+        return bool(self.sort) or self.terms_boost is not None or self.collapse is not None
 
     @property
     def offset(self) -> int:

@@ -160,10 +160,18 @@ def read_msearch(
     total = int(total_raw.get("value", 0) if isinstance(total_raw, dict) else total_raw)
     hits = [_hit(raw) for raw in hits_part.get("hits", [])]
     if req.reorders_pool:
-        pool = sorted(hits, key=lambda hit: (-hit.score, hit.id))[: req.k]
-        if req.terms_boost is not None:
-            pool = boost_by_terms(pool, req.terms_boost)
+        pool = _pool(hits, req)
         hits = sort_pool(pool, req.sort, config)[req.offset : req.offset + req.rpp]
+        if req.collapse is not None:
+            pools = {
+                facet.field: _pool([_hit(raw) for raw in r.get("hits", {}).get("hits", [])], req)
+                for facet, r in zip(disjunctive, responses[1:], strict=True)
+            }
+            counted = tuple(
+                _product_facet(facet, pools.get(facet.field, pool), req, config)
+                for facet in req.facets
+            )
+            return SearchResult(total=len(pool), hits=tuple(hits), facets=counted)
 
     aggs_by_field: dict[str, dict[str, Any]] = {}
     for facet, response in zip(disjunctive, responses[1:], strict=True):
@@ -179,6 +187,82 @@ def read_msearch(
         else:
             facets.append(_terms_facet(facet, aggs, req, spec.type if spec else None))
     return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=tuple(facets))
+
+
+def _pool(hits: Sequence[Hit], req: SearchRequest) -> list[Hit]:
+    """The request's pool, best first: the top ``k``, boosted, one hit per product."""
+    pool = sorted(hits, key=lambda hit: (-hit.score, hit.id))[: req.k]
+    if req.terms_boost is not None:
+        pool = boost_by_terms(pool, req.terms_boost)
+    if req.collapse is not None:
+        pool = collapse_hits(pool, req.collapse)
+    return pool
+
+
+def collapse_hits(hits: Sequence[Hit], field: str) -> list[Hit]:
+    """The first (best) hit per value of ``field``; a hit without one is its own product."""
+    seen: set[str] = set()
+    kept: list[Hit] = []
+    for hit in hits:
+        value = hit.source.get(field)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        key = f"v:{value}" if value is not None else f"id:{hit.id}"
+        if key not in seen:
+            seen.add(key)
+            kept.append(hit)
+    return kept
+
+
+def _scalar(value: object, kind: FieldType | None) -> Scalar | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    if kind is FieldType.BOOLEAN:
+        return value if isinstance(value, bool) else str(value).lower() in ("true", "1")
+    if kind is FieldType.NUMBER:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+    return str(value)
+
+
+def _values_of(hit: Hit, field: str, kind: FieldType | None) -> set[Scalar]:
+    raw = hit.source.get(field)
+    items = raw if isinstance(raw, list) else [raw]
+    return {v for v in (_scalar(item, kind) for item in items) if v is not None}
+
+
+def _product_facet(
+    facet: FacetRequest, pool: Sequence[Hit], req: SearchRequest, config: EngineConfig
+) -> FacetResult:
+    """A facet counted over a collapsed pool: each hit is one product."""
+    spec = config.searchable_fields().get(facet.field)
+    kind = spec.type if spec is not None else None
+    if facet.type == "range":
+        numbers = [
+            v
+            for hit in pool
+            for v in _values_of(hit, facet.field, FieldType.NUMBER)
+            if isinstance(v, float)
+        ]
+        stats = {"min": min(numbers), "max": max(numbers)} if numbers else {}
+        return _range_facet(facet, {FACET_AGG.format(facet.field): stats}, req)
+    counts: dict[Scalar, int] = {}
+    for hit in pool:
+        for value in _values_of(hit, facet.field, kind):
+            counts[value] = counts.get(value, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[: facet.size]
+    items = [TermCount(value, count) for value, count in ranked]
+    selected: list[TermCount] = []
+    clause = req.filters.get(facet.field)
+    if isinstance(clause, Terms):
+        for value in clause.values:
+            typed = _scalar(value, kind)
+            selected.append(TermCount(value, counts.get(typed, 0) if typed is not None else 0))
+        listed = {item.value for item in items}
+        items.extend(item for item in selected if item.value not in listed)
+    return TermsFacetResult(field=facet.field, items=tuple(items), selected=tuple(selected))
 
 
 def read_hits(response: dict[str, Any]) -> SearchResult:

@@ -27,7 +27,7 @@ from gateway.search.model import (
     SingleQuery,
 )
 from gateway.search.records import after_body
-from gateway.search.results import read_hits, read_msearch, read_near_duplicates
+from gateway.search.results import collapse_hits, read_hits, read_msearch, read_near_duplicates
 from gateway.service.core import ServiceCore
 from gateway.service.timings import Timings
 from imgsearch.engine_config import EngineConfig
@@ -74,6 +74,9 @@ class SearchOps(ServiceCore):
         )
         timings.add("opensearch", started)
         result = read_hits(answer)
+        if req.collapse is not None:
+            kept = tuple(collapse_hits(result.hits, req.collapse))
+            result = SearchResult(total=len(kept), hits=kept)
         return _rescaled(result, scale)
 
     async def similarities(

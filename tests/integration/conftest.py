@@ -36,6 +36,10 @@ class Catalog:
     images: dict[str, Path]  # id -> photo
     index: str
 
+    @property
+    def docs_by_id(self) -> dict[str, dict[str, Any]]:
+        return {d["id"]: d for d in self.docs}
+
 
 def engine_config(hashid: str, alias: str, checkpoint: Path, **gateway: Any) -> EngineConfig:
     return EngineConfig.model_validate(
@@ -50,6 +54,7 @@ def engine_config(hashid: str, alias: str, checkpoint: Path, **gateway: Any) -> 
                 "size": {"type": "keyword", "facet": True},
                 "price": {"type": "number", "facet": True},
                 "in_stock": {"type": "boolean", "facet": True},
+                "product": {"type": "keyword"},
             },
             "vectors": {
                 "clip": {
@@ -95,6 +100,8 @@ def catalog(
                 "size": rng.sample(SIZES, rng.randint(1, 3)),
                 "price": round(rng.uniform(5, 200), 2),
                 "in_stock": rng.random() < 0.7,
+                # about three photos per product, so one-result-per-product has work to do
+                "product": f"{path.parent.name}-{rng.randrange(12)}",
                 "clip": [float(x) for x in vector],
             }
             docs.append(doc)
@@ -138,7 +145,15 @@ def gateway(
     disabled = engine_config(
         "noimages", catalog.config.alias, tiny_clip_checkpoint, image_search=False
     )
-    engines = {"shop1": catalog.config, "locked": restricted, "noimages": disabled}
+    products = engine_config(
+        "products", catalog.config.alias, tiny_clip_checkpoint, product_field="product"
+    )
+    engines = {
+        "shop1": catalog.config,
+        "locked": restricted,
+        "noimages": disabled,
+        "products": products,
+    }
     app = create_app(gateway_settings, engines)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -121,6 +121,41 @@ def test_random_requests_match_brute_force(gateway: TestClient, catalog: Catalog
     assert ambiguous <= N_RANDOM_REQUESTS // 6, ambiguous
 
 
+def test_one_result_per_product_matches_brute_force(gateway: TestClient, catalog: Catalog) -> None:
+    """An engine with ``product_field``: pages, totals and facets count products."""
+    engine = gateway.app.state.service.engine("products")  # type: ignore[attr-defined]
+    config = engine.config
+    rng = random.Random(271127)
+    ids = sorted(catalog.images)
+    for _ in range(N_RANDOM_REQUESTS // 2):
+        image = catalog.images[rng.choice(ids)].read_bytes()
+        pairs = _random_params(rng, catalog)
+        response = gateway.post(
+            "/6/products/_image_search",
+            params=pairs,
+            json={"image": base64.b64encode(image).decode()},
+        )
+        assert response.status_code == 200, (pairs, response.text)
+        body = response.json()
+        vector = engine.embedder().embed_images([decode_image(image)])[0]
+        request = parse_params(pairs, config).search_request(config, [float(x) for x in vector])
+        assert request.collapse == "product"
+        expected = evaluate(catalog.docs, request, config)
+        problems = expected.page_problems(*_page(body))
+        assert not problems, (problems, pairs)
+        assert body["total"] == expected.total, pairs
+        products = [catalog.docs_by_id[r["id"]]["product"] for r in body["results"]]
+        assert len(products) == len(set(products)), "one result per product"
+        got_facets = _facets(body)
+        for field, value in _expected_facets(expected).items():
+            if field in expected.ambiguous_facets:
+                continue
+            if isinstance(value, tuple):
+                assert got_facets[field] == pytest.approx(value), (field, pairs)
+            else:
+                assert got_facets[field] == value, (field, pairs)
+
+
 def test_response_shape_and_dfid(gateway: TestClient, catalog: Catalog) -> None:
     item_id = sorted(catalog.images)[0]
     image = catalog.images[item_id].read_bytes()

@@ -96,6 +96,7 @@ class DoofinderParams:
             sort=self.sort,
             page=self.page,
             rpp=self.rpp,
+            collapse=config.gateway.product_field,
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from gateway.search.model import ID_FIELD, FilterTree, ImageQuery, ImageUrlQuery, ItemQuery
 from gateway.search.mongo_filter import parse_mongo_filter
 from gateway.search.records import NewRecord
-from imgsearch.engine_config import EngineConfig
+from imgsearch.engine_config import EngineConfig, FieldType
 from imgsearch.errors import InvalidRequest, MissingFields
 from imgsearch.images import image_bytes_from_base64
 
@@ -62,6 +62,17 @@ def fields_to_return(body: Mapping[str, Any], default: Sequence[str]) -> tuple[s
 
 def filter_tree(body: Mapping[str, Any], config: EngineConfig) -> FilterTree | None:
     return parse_mongo_filter(body.get("filter"), config)
+
+
+def product_field(body: Mapping[str, Any], config: EngineConfig) -> str | None:
+    """``product_field`` (one result per product), else the engine's default, else none."""
+    name = body.get("product_field", config.gateway.product_field)
+    if name is None or name == "":
+        return None
+    spec = config.searchable_fields().get(name) if isinstance(name, str) else None
+    if spec is None or spec.type is not FieldType.KEYWORD:
+        raise InvalidRequest(f"product_field {name!r} is not a keyword field of this collection")
+    return str(name)
 
 
 def record_list(body: Mapping[str, Any], name: str, limit: int) -> list[dict[str, Any]]:

@@ -221,11 +221,11 @@ async def random_records(call: Call) -> dict[str, Any]:
 def _knn_request(call: Call, boost: TermsBoost | None = None) -> SearchRequest:
     k = p.integer(call.body, "k", 30, 1, p.MAX_K)
     start = p.integer(call.body, "from", 0, 0, 10_000 - k)
-    if call.body.get("product_field") is not None:
-        raise InvalidRequest("product_field is not supported")
     tree = p.filter_tree(call.body, call.engine.config)
+    product = p.product_field(call.body, call.engine.config)
     pool = start + k
-    if boost is not None:  # re-rank a wider visual pool by visual + tag similarity
+    if boost is not None or product is not None:
+        # re-rank (tags) or collapse (products) a wider visual pool to fill the page
         pool = min(max(5 * pool, 200), 10_000)
     return SearchRequest(
         engine=call.engine.hashid,
@@ -235,6 +235,7 @@ def _knn_request(call: Call, boost: TermsBoost | None = None) -> SearchRequest:
         rpp=k,
         start=start,
         terms_boost=boost,
+        collapse=product,
     )
 
 
@@ -298,14 +299,13 @@ async def radius(call: Call) -> dict[str, Any]:
     """``radius`` is the Euclidean distance of normalised embeddings (0..2)."""
     distance = p.number(call.body, "radius", None, 0)
     tree = p.filter_tree(call.body, call.engine.config)
-    if call.body.get("product_field") is not None:
-        raise InvalidRequest("product_field is not supported")
     request = SearchRequest(
         engine=call.engine.hashid,
         vector_field=call.engine.vector_field,
         k=MAX_RANGE,
         filters={"filter": tree} if tree is not None else {},
         rpp=MAX_RANGE,
+        collapse=p.product_field(call.body, call.engine.config),
     )
     query = p.query_record(call.body)
     result = await call.service.within(call.engine, query, request,
