@@ -95,7 +95,7 @@ def matches(doc: dict[str, Any], tree: FilterTree, config: EngineConfig) -> bool
         have = {_norm(v, kind) for v in _values(doc, tree.field)}
         return any(_norm(v, kind) in have for v in tree.values)
     if isinstance(tree, Range):
-        kind = fields[tree.field].type
+        kind = fields[tree.field].type if tree.field in fields else None
         for raw in _values(doc, tree.field):
             v = _norm(raw, kind)
             if tree.gte is not None and not v >= _norm(tree.gte, kind):
@@ -202,11 +202,30 @@ def ordered(scored: Scored, req: SearchRequest, config: EngineConfig) -> Scored:
     )
 
 
+def collapse(scored: Scored, field: str | None) -> tuple[Scored, bool]:
+    """The best hit per value of ``field`` (no value: its own product); and whether some
+    product's best two hits are near-tied (then which one represents it is undecidable)."""
+    if field is None:
+        return scored, False
+    best: dict[tuple[str, str], float] = {}
+    kept: Scored = []
+    tied = False
+    for score, doc in scored:
+        values = _values(doc, field)
+        key = ("v", str(values[0])) if values else ("id", str(doc["id"]))
+        if key in best:
+            tied = tied or best[key] - score <= SCORE_ATOL
+            continue
+        best[key] = score
+        kept.append((score, doc))
+    return kept, tied
+
+
 def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig) -> Expected:
     """Ids and scores of the requested page, total, facet counts, and the near-ties."""
     ranked = candidates(docs, req, config)
-    scored = ranked[: req.k]
-    ambiguous = _boundary_tied(ranked, req.k)
+    scored, tied = collapse(ranked[: req.k], req.collapse)
+    ambiguous = _boundary_tied(ranked, req.k) or tied
     window = slice(req.offset, req.offset + req.rpp)
     page = ordered(scored, req, config)[window]
     fields = config.searchable_fields()
@@ -216,8 +235,8 @@ def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineC
         base = scored
         if facet.field in req.filters:
             own = candidates(docs, req, config, omit=facet.field)
-            base = own[: req.k]
-            if _boundary_tied(own, req.k):
+            base, own_tied = collapse(own[: req.k], req.collapse)
+            if _boundary_tied(own, req.k) or own_tied:
                 ambiguous_facets.add(facet.field)
         elif ambiguous:
             ambiguous_facets.add(facet.field)
@@ -235,7 +254,7 @@ def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineC
         scores=[score for score, _ in page],
         total=len(scored),
         facets=facets,
-        allowed=_allowed(ranked, req, config, ambiguous)[window],
+        allowed=_allowed(ranked, len(scored), req, config, ambiguous)[window],
         score_of={str(doc["id"]): score for score, doc in ranked},
         pool_ambiguous=ambiguous,
         ambiguous_facets=frozenset(ambiguous_facets),
@@ -243,21 +262,22 @@ def evaluate(docs: Sequence[dict[str, Any]], req: SearchRequest, config: EngineC
 
 
 def _allowed(
-    ranked: Scored, req: SearchRequest, config: EngineConfig, ambiguous: bool
+    ranked: Scored, size: int, req: SearchRequest, config: EngineConfig, ambiguous: bool
 ) -> list[frozenset[str]]:
-    """Per position of the ordered pool, the ids that may stand there."""
-    if not req.sort:
-        # Relevance order is a prefix of all candidates: a near-tie at the pool's boundary is
-        # one more run, reaching past position k.
-        ids = [str(doc["id"]) for _, doc in ranked]
-        return tie_runs(ids, [score for score, _ in ranked])[: req.k]
+    """Per position of the ordered pool (``size`` long), the ids that may stand there."""
+    if not req.sort and not (ambiguous and req.collapse):
+        # Relevance order is a prefix of all candidates (one per product when collapsing): a
+        # near-tie at the pool's boundary is one more run, reaching past its end.
+        prefix, _ = collapse(ranked, req.collapse)
+        ids = [str(doc["id"]) for _, doc in prefix]
+        return tie_runs(ids, [score for score, _ in prefix])[:size]
     if ambiguous:
         # Which near-tied document made the pool moves positions all over a field order:
         # only "some candidate at least as good as the boundary" is decidable.
-        floor = ranked[req.k - 1][0] - SCORE_ATOL
+        floor = ranked[min(req.k, len(ranked)) - 1][0] - SCORE_ATOL
         fit = frozenset(str(doc["id"]) for score, doc in ranked if score >= floor)
-        return [fit] * req.k
-    order = ordered(ranked[: req.k], req, config)
+        return [fit] * size
+    order = ordered(collapse(ranked[: req.k], req.collapse)[0], req, config)
     return tie_runs(
         [str(doc["id"]) for _, doc in order],
         [score for score, _ in order],

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gateway.search.distances import hamming_distance_from_score
 from gateway.search.dsl import build_msearch, filter_to_dsl, near_duplicates_body
 from gateway.search.model import (
     And,
@@ -20,7 +21,6 @@ from gateway.search.model import (
     SortKey,
     Terms,
 )
-from gateway.search.distances import hamming_distance_from_score
 from gateway.search.results import read_near_duplicates
 from imgsearch.errors import BackendUnavailable, MissingFields
 from tests.unit.search_config import CONFIG
