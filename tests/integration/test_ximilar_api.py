@@ -77,15 +77,17 @@ class Photos:
 
     def __init__(self, folder: Path) -> None:
         self.paths = sorted(folder.rglob("*.jpg"))
-        server = ThreadingHTTPServer(
-            ("127.0.0.1", 0), partial(_QuietHandler, directory=str(folder))
-        )
+        server = _Server(("127.0.0.1", 0), partial(_QuietHandler, directory=str(folder)))
         self.server = server
         self.base = f"http://127.0.0.1:{server.server_address[1]}"
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def url(self, path: Path, root: Path) -> str:
         return f"{self.base}/{path.relative_to(root).as_posix()}"
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog (5) stalls bursts of concurrent fetches
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
