@@ -72,6 +72,11 @@ class ClipEmbedder:
     def info(self) -> EmbedderInfo:
         return self._info
 
+    @property
+    def model(self) -> Any:
+        """The loaded open_clip model, which the ONNX export (``clip_onnx_export``) reads."""
+        return self._model
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """One image as a normalised ``(3, H, W)`` tensor; safe to call from worker threads."""
         if self._fast is not None:
@@ -128,7 +133,11 @@ class _FastPreprocess:
 
     @classmethod
     def from_model(cls, model: Any) -> _FastPreprocess | None:
-        cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+        return cls.from_cfg(getattr(model.visual, "preprocess_cfg", None) or {})
+
+    @classmethod
+    def from_cfg(cls, cfg: dict[str, Any]) -> _FastPreprocess | None:
+        """From open_clip's ``preprocess_cfg``; None where it needs torchvision's transform."""
         size = cfg.get("size")
         if isinstance(size, list | tuple):
             size = size[0] if len(set(size)) == 1 else None

@@ -1,6 +1,6 @@
 """Build the embedders an engine config names, one per vector field.
 
-CLIP is imported lazily so colour/phash-only processes never load torch.
+CLIP (torch or ONNX Runtime) is imported lazily so colour/phash-only processes never load torch.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ def build_embedder(
     spec: ClipSpec | ColorSpec | PhashSpec, *, device: str | None = None
 ) -> Embedder:
     """One embedder from its spec; ``device`` overrides a CLIP spec's ``device``."""
+    if isinstance(spec, ClipSpec) and spec.runtime != "torch":
+        from imgsearch.embedders.clip_onnx import OnnxClipEmbedder
+
+        return OnnxClipEmbedder(spec, device=device)
     if isinstance(spec, ClipSpec):
         from imgsearch.embedders.clip import ClipEmbedder
 
