@@ -119,6 +119,8 @@ class GatewaySpec(_Strict):
     facets: list[FacetDefault] = Field(default_factory=list)
     # One result per value of this keyword field (e.g. a product id shared by its photos).
     product_field: str | None = None
+    # Text queries: CLIP text tower fused with BM25 (hybrid), one of them alone, or off.
+    text_search: Literal["hybrid", "vector", "lexical", "off"] = "hybrid"
 
 
 class EngineConfig(_Strict):

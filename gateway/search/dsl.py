@@ -137,6 +137,10 @@ def _boost(req: SearchRequest) -> tuple[str, ...]:
     return (req.terms_boost.field,) if req.terms_boost is not None else ()
 
 
+def _collapse(req: SearchRequest) -> tuple[str, ...]:
+    return (req.collapse,) if req.collapse is not None else ()
+
+
 def _source(config: EngineConfig) -> dict[str, Any]:
     return {"excludes": sorted(config.vectors)}
 
@@ -174,7 +178,7 @@ def disjunctive_body(
             "size": req.k,
             "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
             "track_total_hits": False,
-            "_source": {"includes": sorted({ID_FIELD, facet.field, req.collapse, *_boost(req)})},
+            "_source": {"includes": sorted({ID_FIELD, facet.field, *_collapse(req), *_boost(req)})},
         }
     return {
         "query": knn_query(req, config, omit=facet.field),
@@ -184,10 +188,71 @@ def disjunctive_body(
     }
 
 
+def lexical_fields(config: EngineConfig) -> list[str]:
+    """The fields words are matched in: the engine's text and keyword fields."""
+    kinds = (FieldType.TEXT, FieldType.KEYWORD)
+    return sorted(name for name, spec in config.fields.items() if spec.type in kinds)
+
+
+def lexical_query(
+    req: SearchRequest, config: EngineConfig, omit: str | None = None
+) -> dict[str, Any]:
+    """BM25 over the text fields, with the complete filter (less ``omit``'s own clause).
+
+    Blank words (or an engine without text fields) match every document: browsing.
+    """
+    words = (req.keywords or "").strip()
+    fields = lexical_fields(config)
+    match: dict[str, Any] = (
+        {"multi_match": {"query": words, "fields": fields, "lenient": True}}
+        if words and fields
+        else {"match_all": {}}
+    )
+    tree = req.filter_tree(omit)
+    filters = [filter_to_dsl(tree, config)] if tree is not None else []
+    return {"bool": {"must": [match], "filter": filters}}
+
+
+def _pool_body(query: dict[str, Any], req: SearchRequest, source: Any) -> dict[str, Any]:
+    return {
+        "query": query,
+        "size": req.k,
+        "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
+        "track_total_hits": False,
+        "_source": source,
+    }
+
+
+def ranked_bodies(req: SearchRequest, config: EngineConfig) -> list[dict[str, Any]]:
+    """With ``keywords``: per pool (the main one, then one per disjunctive facet) the k-NN
+    ranking (when there is a vector) and the BM25 ranking, each the top ``k``, to be fused
+    and counted in ``results.py``."""
+    bodies: list[dict[str, Any]] = []
+    for facet in (None, *req.disjunctive_facets()):
+        omit = facet.field if facet is not None else None
+        source: Any = _source(config)
+        if facet is not None:
+            source = {"includes": sorted({ID_FIELD, facet.field, *_boost(req), *_collapse(req)})}
+        if req.vector is not None:
+            bodies.append(_pool_body(knn_query(req, config, omit), req, source))
+        if lexical_fields(config) or req.vector is None:
+            bodies.append(_pool_body(lexical_query(req, config, omit), req, source))
+    return bodies
+
+
+def rankings_per_pool(req: SearchRequest, config: EngineConfig) -> int:
+    """How many bodies ``ranked_bodies`` writes for each pool (1 or 2)."""
+    return int(req.vector is not None) + int(bool(lexical_fields(config)) or req.vector is None)
+
+
 def build_msearch(req: SearchRequest, config: EngineConfig, index: str) -> list[dict[str, Any]]:
-    """Header/body pairs for ``_msearch``: the main body, then one per disjunctive facet."""
-    bodies = [main_body(req, config)]
-    bodies.extend(disjunctive_body(facet, req, config) for facet in req.disjunctive_facets())
+    """Header/body pairs for ``_msearch``: the main body, then one per disjunctive facet
+    (with ``keywords``: the rankings of ``ranked_bodies``)."""
+    if req.keywords is not None:
+        bodies = ranked_bodies(req, config)
+    else:
+        bodies = [main_body(req, config)]
+        bodies.extend(disjunctive_body(facet, req, config) for facet in req.disjunctive_facets())
     lines: list[dict[str, Any]] = []
     for body in bodies:
         lines.append({"index": index})

@@ -113,7 +113,15 @@ class ItemQuery:
     exclude_self: bool = True
 
 
-SingleQuery = ImageQuery | ImageUrlQuery | ItemQuery
+@dataclass(frozen=True)
+class TextQuery:
+    """Query by words, embedded by the engine's text tower (CLIP maps text and images into
+    one space)."""
+
+    text: str
+
+
+SingleQuery = ImageQuery | ImageUrlQuery | ItemQuery | TextQuery
 
 
 @dataclass(frozen=True)
@@ -166,11 +174,19 @@ class SearchRequest:
     terms_boost: TermsBoost | None = None
     # Keep the best hit per value of this field; totals and facets count products.
     collapse: str | None = None
+    # Words matched with BM25 over the engine's text fields; with a vector too, the two
+    # rankings are fused (reciprocal-rank fusion) into one pool.
+    keywords: str | None = None
 
     @property
     def reorders_pool(self) -> bool:
         """The page is cut from the whole pool re-ordered in Python, not by OpenSearch."""
-        return bool(self.sort) or self.terms_boost is not None or self.collapse is not None
+        return (
+            bool(self.sort)
+            or self.terms_boost is not None
+            or self.collapse is not None
+            or self.keywords is not None
+        )
 
     @property
     def offset(self) -> int:

@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from gateway.search.distances import hamming_distance_from_score
-from gateway.search.dsl import FACET_AGG, SELECTED_AGG
+from gateway.search.dsl import FACET_AGG, SELECTED_AGG, rankings_per_pool
+from gateway.search.fusion import reciprocal_rank_fusion
 from gateway.search.model import (
     ID_FIELD,
     FacetRequest,
@@ -147,6 +148,8 @@ def read_msearch(
     responses: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig
 ) -> SearchResult:
     """Merge the ``_msearch`` ``responses`` items (same order as the bodies) into a result."""
+    if req.keywords is not None:
+        return _read_ranked(responses, req, config)
     disjunctive = req.disjunctive_facets()
     if len(responses) != 1 + len(disjunctive):
         raise BackendUnavailable(
@@ -189,9 +192,39 @@ def read_msearch(
     return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=tuple(facets))
 
 
-def _pool(hits: Sequence[Hit], req: SearchRequest) -> list[Hit]:
-    """The request's pool, best first: the top ``k``, boosted, one hit per product."""
-    pool = sorted(hits, key=lambda hit: (-hit.score, hit.id))[: req.k]
+def _read_ranked(
+    responses: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig
+) -> SearchResult:
+    """``ranked_bodies`` responses: fuse each pool's rankings, then page and count."""
+    per_pool = rankings_per_pool(req, config)
+    disjunctive = req.disjunctive_facets()
+    if len(responses) != per_pool * (1 + len(disjunctive)):
+        raise BackendUnavailable(f"search backend answered {len(responses)} responses")
+    for response in responses:
+        _check(response)
+    pools: list[list[Hit]] = []
+    for start in range(0, len(responses), per_pool):
+        rankings = [
+            [_hit(raw) for raw in r.get("hits", {}).get("hits", [])]
+            for r in responses[start : start + per_pool]
+        ]
+        fused = reciprocal_rank_fusion(rankings)[: req.k]
+        pools.append(_pool(fused, req, ordered=True))
+    main = pools[0]
+    hits = sort_pool(main, req.sort, config)[req.offset : req.offset + req.rpp]
+    own = {facet.field: pool for facet, pool in zip(disjunctive, pools[1:], strict=True)}
+    facets = tuple(
+        _product_facet(facet, own.get(facet.field, main), req, config) for facet in req.facets
+    )
+    return SearchResult(total=len(main), hits=tuple(hits), facets=facets)
+
+
+def _pool(hits: Sequence[Hit], req: SearchRequest, ordered: bool = False) -> list[Hit]:
+    """The request's pool, best first: the top ``k``, boosted, one hit per product.
+
+    ``ordered`` hits are already ranked (fused), so their order is kept as it is.
+    """
+    pool = list(hits[: req.k]) if ordered else sorted(hits, key=lambda h: (-h.score, h.id))[: req.k]
     if req.terms_boost is not None:
         pool = boost_by_terms(pool, req.terms_boost)
     if req.collapse is not None:

@@ -30,11 +30,14 @@ from gateway.search.model import (
     ItemQuery,
     MultiQuery,
     Query,
+    TextQuery,
 )
 from gateway.service.timings import Timings
 from gateway.settings import GatewaySettings
+from imgsearch.embedders.base import TextEmbedder
 from imgsearch.errors import (
     EmbeddingFailed,
+    FeatureDisabled,
     ImgSearchError,
     InvalidRequest,
     MissingFields,
@@ -136,6 +139,8 @@ class ServiceCore:
         if isinstance(query, ItemQuery):
             found = await self._stored_vector(engine, query, vector_field)
             return found if query.exclude_self else replace(found, exclude_ids=())
+        if isinstance(query, TextQuery):
+            return QueryVector(await self._embed_text(engine, vector_field, query.text, timings))
         data = await self._image_bytes(query)
         return QueryVector(await self._embed_image(engine, vector_field, data, timings))
 
@@ -166,6 +171,21 @@ class ServiceCore:
             vector = await to_thread.run_sync(_embed_one, engine, vector_field, image)
             timings.add("embed", started)
         return vector
+
+    async def _embed_text(
+        self, engine: EngineRuntime, vector_field: str, text: str, timings: Timings
+    ) -> list[float]:
+        embedder = engine.embedder(vector_field)
+        if not isinstance(embedder, TextEmbedder):
+            raise FeatureDisabled(
+                f"Text search needs a CLIP vector field; {vector_field!r} of this engine has "
+                "no text tower"
+            )
+        async with self._embed_slots:
+            started = time.perf_counter()
+            rows = await to_thread.run_sync(embedder.embed_texts, [text])
+            timings.add("embed", started)
+        return [float(x) for x in rows[0]]
 
     async def _stored_vector(
         self, engine: EngineRuntime, query: ItemQuery, vector_field: str

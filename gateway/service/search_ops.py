@@ -25,22 +25,34 @@ from gateway.search.model import (
     SearchRequest,
     SearchResult,
     SingleQuery,
+    TextQuery,
 )
 from gateway.search.records import after_body
 from gateway.search.results import collapse_hits, read_hits, read_msearch, read_near_duplicates
 from gateway.service.core import ServiceCore
 from gateway.service.timings import Timings
+from imgsearch.embedders.base import TextEmbedder
 from imgsearch.engine_config import EngineConfig
-from imgsearch.errors import ConfigError, FeatureDisabled, ImgSearchError, InvalidRequest
+from imgsearch.errors import (
+    ConfigError,
+    FeatureDisabled,
+    ImgSearchError,
+    InvalidRequest,
+    MissingFields,
+)
 
 PAIRS_SCAN_PAGE = 5_000
 
 
 class SearchOps(ServiceCore):
     async def search(
-        self, engine: EngineRuntime, query: Query, request: SearchRequest, timings: Timings
+        self, engine: EngineRuntime, query: Query | None, request: SearchRequest, timings: Timings
     ) -> SearchResult:
-        """k-NN search with the request's pool, filters, facets, sort and page."""
+        """k-NN search with the request's pool, filters, facets, sort and page.
+
+        With ``request.keywords`` the BM25 ranking is fused in; without a ``query`` only the
+        words rank (blank words: the catalog in id order).
+        """
         req, scale = await self._with_vector(engine, query, request, timings)
         lines = build_msearch(req, engine.config, engine.config.alias)
         started = time.perf_counter()
@@ -50,6 +62,32 @@ class SearchOps(ServiceCore):
             max((r.get("took", 0) for r in answer.get("responses", [])), default=0)
         )
         return _rescaled(read_msearch(answer.get("responses", []), req, engine.config), scale)
+
+    async def search_text(
+        self,
+        engine: EngineRuntime,
+        text: str | None,
+        request: SearchRequest,
+        timings: Timings,
+    ) -> tuple[SearchResult, str]:
+        """Search by words as the engine's ``gateway.text_search`` says; ``None`` browses.
+
+        Returns the result and the mode used: ``hybrid`` (CLIP text tower fused with BM25),
+        ``vector``, ``lexical`` (also what ``hybrid`` falls back to on an engine whose vector
+        field has no text tower) or ``browse``.
+        """
+        mode = engine.config.gateway.text_search
+        if mode == "off":
+            raise FeatureDisabled("Text search is not enabled for this search engine")
+        if text is None:
+            return await self.search(engine, None, replace(request, keywords=""), timings), "browse"
+        has_tower = isinstance(engine.embedder(request.vector_field), TextEmbedder)
+        if mode == "hybrid" and not has_tower:
+            mode = "lexical"
+        query = TextQuery(text) if mode in ("hybrid", "vector") else None
+        keywords = text if mode in ("hybrid", "lexical") else None
+        req = replace(request, keywords=keywords)
+        return await self.search(engine, query, req, timings), mode
 
     async def within(
         self,
@@ -105,8 +143,12 @@ class SearchOps(ServiceCore):
         return out
 
     async def _with_vector(
-        self, engine: EngineRuntime, query: Query, request: SearchRequest, timings: Timings
+        self, engine: EngineRuntime, query: Query | None, request: SearchRequest, timings: Timings
     ) -> tuple[SearchRequest, float]:
+        if query is None:
+            if request.keywords is None:
+                raise MissingFields(["query"])
+            return request, 1.0
         await self._ensure_index_matches(engine, request.vector_field)
         found = await self._query_vector(engine, query, request.vector_field, timings)
         excluded = (*request.exclude_ids, *found.exclude_ids)

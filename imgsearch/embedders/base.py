@@ -33,6 +33,13 @@ class EmbedderInfo:
 
 
 @runtime_checkable
+class TextEmbedder(Protocol):
+    """An embedder with a text tower (CLIP): texts map into the same space as images."""
+
+    def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """Turns decoded RGB images (and, for CLIP, texts) into fixed-size vectors.
 

@@ -43,15 +43,7 @@ async def read_body(request: Request) -> tuple[dict[str, Any], ImageInput]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _read_multipart(request)
-    raw = await request.body()
-    if not raw.strip():
-        return {}, ImageInput()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("Request body is not valid JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object")
+    body = await read_json_params(request)
     image_field = body.pop("image", None)
     url_field = body.pop("image_url", None)
     if image_field is not None and not isinstance(image_field, str):
@@ -59,6 +51,20 @@ async def read_body(request: Request) -> tuple[dict[str, Any], ImageInput]:
     if url_field is not None and not isinstance(url_field, str):
         raise InvalidRequest("Field image_url must be a string")
     return body, ImageInput(base64_text=image_field, url=url_field)
+
+
+async def read_json_params(request: Request) -> dict[str, Any]:
+    """Search parameters given as a JSON object body (an empty body gives none)."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("Request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    return body
 
 
 async def _read_multipart(request: Request) -> tuple[dict[str, Any], ImageInput]:

@@ -49,6 +49,11 @@ SEARCH_PARAMETERS = [
     bracket_param("excluded_results", "Accepted for compatibility.", "boolean"),
 ]
 
+TEXT_PARAMETERS = [
+    bracket_param("query", "The words (at most 1,000 characters); leave out to browse."),
+    *SEARCH_PARAMETERS,
+]
+
 SIMILAR_PARAMETERS = [
     bracket_param("dfid", "The item: its dfid (`hashid@product@md5`) or its id."),
     bracket_param("exclude_self", "Leave the item itself out (default true).", "boolean"),

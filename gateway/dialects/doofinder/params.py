@@ -53,6 +53,7 @@ MAX_FACET_SIZE = 50
 DEFAULT_FACET_SIZE = 20
 MAX_SESSION_ID = 32
 MAX_USER_ID = 36
+MAX_QUERY = 1_000
 RANGE_OPS = ("gte", "gt", "lte", "lt")
 RELEVANCE = frozenset({"_score", "score", "relevance"})
 
@@ -74,6 +75,7 @@ class DoofinderParams:
     excluded_results: bool = True
     exclude_self: bool = True
     dfid: str | None = None
+    query: str | None = None  # the words of a ``_search``; None: browse the catalog
 
     def search_request(
         self,
@@ -358,4 +360,12 @@ def parse_params(
         excluded_results=_bool(scalar(tree, "excluded_results"), "excluded_results", True),
         exclude_self=_bool(scalar(tree, "exclude_self"), "exclude_self", True),
         dfid=scalar(tree, "dfid") or None,
+        query=_query(tree),
     )
+
+
+def _query(tree: Tree) -> str | None:
+    text = _text(tree, "query", MAX_QUERY)
+    if text is not None and not text.strip():
+        raise InvalidRequest("Invalid query: it is empty (leave it out to browse the catalog)")
+    return text

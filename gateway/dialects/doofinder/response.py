@@ -168,7 +168,11 @@ def format_facet(facet: TermsFacetResult | RangeFacetResult) -> dict[str, Any]:
 
 
 def format_response(
-    result: SearchResult, req: SearchRequest, config: EngineConfig, hashid: str
+    result: SearchResult,
+    req: SearchRequest,
+    config: EngineConfig,
+    hashid: str,
+    query_name: str = QUERY_NAME,
 ) -> dict[str, Any]:
     """The JSON body of a successful ``_image_search`` (see ``DoofinderSearchResponse``)."""
     return {
@@ -177,6 +181,6 @@ def format_response(
         "count": result.total,
         "page": req.page,
         "rpp": req.rpp,
-        "query_name": QUERY_NAME,
+        "query_name": query_name,
         "facets": [format_facet(facet) for facet in result.facets],
     }

@@ -7,29 +7,33 @@ search (503/504).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gateway.deps import Service
 from gateway.dialect import Dialect
-from gateway.dialects.doofinder.body import read_body
+from gateway.dialects.doofinder.body import read_body, read_json_params
 from gateway.dialects.doofinder.openapi import (
     ERROR_RESPONSES,
     IMAGE_BODY,
     SEARCH_PARAMETERS,
     SIMILAR_PARAMETERS,
+    TEXT_PARAMETERS,
 )
 from gateway.dialects.doofinder.params import DoofinderParams, parse_params
 from gateway.dialects.doofinder.response import (
+    QUERY_NAME,
     DoofinderSearchResponse,
     format_response,
     parse_dfid,
 )
 from gateway.engines import EngineRuntime
 from gateway.json_response import FastJSONResponse
-from gateway.search.model import Query
+from gateway.search.model import Query, SearchRequest, SearchResult
 from gateway.security import authorize, cors_headers
-from gateway.service import CatalogService
+from gateway.service import CatalogService, Timings
 from imgsearch.errors import (
     EmbeddingFailed,
     FeatureDisabled,
@@ -41,14 +45,38 @@ from imgsearch.errors import (
 router = APIRouter(tags=["Doofinder search v6"])
 
 
-def _engine(service: CatalogService, request: Request, hashid: str) -> EngineRuntime:
+def _engine(
+    service: CatalogService, request: Request, hashid: str, images: bool = True
+) -> EngineRuntime:
     engine = service.engine(hashid)
     request.state.cors_origin = authorize(
         engine.config.gateway, request.headers.get("authorization"), request.headers.get("origin")
     )
-    if not engine.config.gateway.image_search:
+    if images and not engine.config.gateway.image_search:
         raise FeatureDisabled("Image Search is not enabled for this search engine")
     return engine
+
+
+_TEXT_ROUTE: dict[str, Any] = {
+    "summary": "Text Search",
+    "response_model": DoofinderSearchResponse,
+    "responses": ERROR_RESPONSES,
+    "openapi_extra": {"parameters": TEXT_PARAMETERS},
+}
+
+
+@router.get("/6/{hashid}/_search", operation_id="doofinder_text_search_get", **_TEXT_ROUTE)
+@router.post("/6/{hashid}/_search", operation_id="doofinder_text_search_post", **_TEXT_ROUTE)
+async def text_search(hashid: str, request: Request, service: Service) -> Response:
+    """Search by words (CLIP text tower fused with BM25 over text fields); no ``query``
+    browses the catalog."""
+    engine = _engine(service, request, hashid, images=False)
+    body_params = await read_json_params(request) if request.method == "POST" else {}
+    params = parse_params(request.query_params.multi_items(), engine.config, body_params)
+    timings = service.timings()
+    req = params.search_request(engine.config)
+    result, mode = await service.search_text(engine, params.query, req, timings)
+    return _respond(request, engine, req, result, timings, query_name=f"{mode}_search")
 
 
 @router.post(
@@ -93,9 +121,20 @@ async def _search(
     timings = service.timings()
     req = params.search_request(engine.config)
     result = await service.search(engine, query, req, timings)
+    return _respond(request, engine, req, result, timings)
+
+
+def _respond(
+    request: Request,
+    engine: EngineRuntime,
+    req: SearchRequest,
+    result: SearchResult,
+    timings: Timings,
+    query_name: str = QUERY_NAME,
+) -> Response:
     headers = cors_headers(getattr(request.state, "cors_origin", None))
     headers["Server-Timing"] = timings.header()
-    payload = format_response(result, req, engine.config, engine.hashid)
+    payload = format_response(result, req, engine.config, engine.hashid, query_name)
     return FastJSONResponse(payload, headers=headers)
 
 

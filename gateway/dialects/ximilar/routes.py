@@ -90,9 +90,10 @@ def _route(
             return FastJSONResponse(await handler(call))
 
         endpoint.__doc__ = handler.__doc__
-        methods = ["GET", "POST"] if get else ["POST"]
-        router.add_api_route(f"{PREFIX}/{name}", endpoint, methods=methods, summary=summary,
-                             name=f"ximilar_{name}", response_class=FastJSONResponse)  # fmt: skip
+        for method in ["GET", "POST"] if get else ["POST"]:
+            router.add_api_route(f"{PREFIX}/{name}", endpoint, methods=[method], summary=summary,
+                                 operation_id=f"ximilar_{name}_{method.lower()}",
+                                 response_class=FastJSONResponse)  # fmt: skip
         return handler
 
     return register
