@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.dialect import Dialect
 from gateway.dialects.doofinder.routes import DIALECT as DOOFINDER
+from gateway.dialects.similarix.routes import DIALECT as SIMILARIX
 from gateway.dialects.ximilar.routes import DIALECT as XIMILAR
 from gateway.errors import ErrorShapes, install_error_handlers
 from gateway.metrics import MetricsMiddleware
@@ -20,14 +22,22 @@ from gateway.routes import demo, ops
 from gateway.service import CatalogService
 from gateway.settings import GatewaySettings
 from imgsearch.engine_config import EngineConfig, load_engine_configs
-from imgsearch.errors import ConfigError
+from imgsearch.errors import ConfigError, ImgSearchError
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The APIs the gateway speaks; a new dialect is one more entry (see docs/dialects.md).
-DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR)
+DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR, SIMILARIX)
+
+
+async def _sync_in_background(service: CatalogService) -> None:
+    try:
+        await service.jobs.resume_interrupted()
+    except ImgSearchError as exc:
+        logger.warning("could not resume interrupted syncs: %s", exc.message)
+    await service.jobs.schedule()
 
 
 def create_app(
@@ -51,7 +61,13 @@ def create_app(
         logger.info(
             "serving engines %s from %s", service.registry.hashids(), settings.opensearch_url
         )
+        scheduler: asyncio.Task[None] | None = None
+        if any(engine.config.source is not None for engine in service.registry):
+            # Syncs of folders and buckets: resume interrupted ones, run scheduled ones.
+            scheduler = asyncio.create_task(_sync_in_background(service))
         yield
+        if scheduler is not None:
+            scheduler.cancel()
         service.close()
 
     app = FastAPI(

@@ -29,6 +29,7 @@ STATUS_BY_ERROR: tuple[tuple[type[e.ImgSearchError], int], ...] = (
     (e.Forbidden, 403),
     (e.NotFound, 404),
     (e.EmbedderMismatch, 409),
+    (e.Conflict, 409),
     (e.EmbeddingFailed, 424),
     (e.BackendTimeout, 504),
     (e.BackendUnavailable, 503),

@@ -123,6 +123,36 @@ class GatewaySpec(_Strict):
     text_search: Literal["hybrid", "vector", "lexical", "off"] = "hybrid"
 
 
+# What a synced collection stores about each file (Similarix's file fields).
+SOURCE_FIELDS = {
+    "file_name": {"type": "keyword"},
+    "file_size": {"type": "number"},
+    "md5": {"type": "keyword"},
+    "file_uri": {"type": "keyword"},
+}
+
+
+class SourceSpec(_Strict):
+    """Where a synced collection's images live: a local folder, or an S3 bucket and prefix
+    (``endpoint_url`` for S3-compatible servers). ``interval_s`` syncs on a schedule."""
+
+    type: Literal["folder", "s3"]
+    path: Path | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    interval_s: Annotated[int, Field(ge=60)] | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> SourceSpec:
+        if self.type == "folder" and self.path is None:
+            raise ValueError("a folder source needs path")
+        if self.type == "s3" and not self.bucket:
+            raise ValueError("an s3 source needs bucket")
+        return self
+
+
 class EngineConfig(_Strict):
     hashid: str
     alias: str
@@ -133,6 +163,7 @@ class EngineConfig(_Strict):
     vectors: dict[str, VectorSpec] = Field(default_factory=_default_vectors)
     result_fields: ResultFields = ResultFields()
     gateway: GatewaySpec = GatewaySpec()
+    source: SourceSpec | None = None
     shards: Annotated[int, Field(ge=1, le=64)] = 1
     replicas: Annotated[int, Field(ge=0, le=8)] = 0
     retain_versions: Annotated[int, Field(ge=0, le=20)] = 1
@@ -143,6 +174,17 @@ class EngineConfig(_Strict):
         if not _NAME.match(value):
             raise ValueError("lowercase letters, digits, '-' and '_' only")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_fields(cls, data: object) -> object:
+        """A synced collection stores its files' metadata; declare those fields for it."""
+        if isinstance(data, dict) and data.get("source") is not None:
+            fields = dict(data.get("fields") or {})
+            for name, spec in SOURCE_FIELDS.items():
+                fields.setdefault(name, spec)
+            data = {**data, "fields": fields}
+        return data
 
     @field_validator("fields", "vectors")
     @classmethod

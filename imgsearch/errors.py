@@ -16,6 +16,7 @@ ImgSearchError
 ├── Forbidden                 bad token or disallowed origin
 ├── EmbeddingFailed           the model raised while embedding
 ├── EmbedderMismatch          the index was written by another embedder/version/dim
+├── Conflict                  the request clashes with work under way (a running sync)
 ├── BackendUnavailable        OpenSearch unreachable or erroring
 ├── BackendTimeout            OpenSearch too slow
 └── ConfigError               an engine config or setting is invalid
@@ -95,6 +96,10 @@ class EmbeddingFailed(ImgSearchError):
 
 class EmbedderMismatch(ImgSearchError):
     """The index's vector field was written by a different embedder, version or dimension."""
+
+
+class Conflict(ImgSearchError):
+    """The request clashes with work already under way, e.g. a sync that is running."""
 
 
 class BackendUnavailable(ImgSearchError):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from imgsearch.engine_config import EngineConfig, FieldSpec, FieldType
 from imgsearch.errors import ConfigError
+from imgsearch.sources import IMAGE_SUFFIXES, file_uuid, list_files
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 MAX_ID_BYTES = 512  # OpenSearch's limit for ``_id``
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f"})
@@ -247,6 +247,21 @@ def read_folder(root: Path, config: EngineConfig, seen: SeenIds) -> Iterator[Fee
             if category is not None and folder != root:
                 fields[category] = folder.name
             yield FeedRecord(rel, rel, str(path), rel, fields)
+
+
+def read_source(config: EngineConfig, seen: SeenIds) -> Iterator[FeedItem]:
+    """The files of the engine's folder or bucket (``imgsearch.sources``), as records whose
+    id is the file's uuid and whose fields are its name, size, md5 and URI."""
+    for file in list_files(config):
+        doc_id = file_uuid(config.hashid, file.key)
+        seen.add(doc_id)
+        fields: dict[str, object] = {
+            "file_name": Path(file.key).name,
+            "file_size": file.size,
+            "md5": file.md5,
+            "file_uri": file.uri,
+        }
+        yield FeedRecord(file.key, doc_id, file.fetch, file.uri, fields)
 
 
 def read_feed(path: Path, config: EngineConfig, seen: SeenIds | None = None) -> Iterator[FeedItem]:

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING
 from imgsearch.embedders.base import Embedder
 from imgsearch.engine_config import EngineConfig
 from indexer import bulk, lifecycle
-from indexer.feeds import FeedItem, FeedRecord, SeenIds, count_feed, read_feed
+from indexer.feeds import FeedItem, FeedRecord, SeenIds, count_feed, read_feed, read_source
 from indexer.pipeline import Pipeline, PipelineSettings
 from indexer.report import IndexSummary, Report
 
@@ -60,19 +60,50 @@ def index_feed(
     or whatever interrupted the run.
     """
     options = options or IndexOptions()
+    seen = SeenIds()
+    stream = options.progress_stream or sys.stderr
+    expected = count_feed(feed_path) if stream.isatty() else None
+    items = read_feed(feed_path, config, seen)
+    return index_items(items, seen, config, client, options, embedders=embedders, expected=expected)
+
+
+def sync_source(
+    config: EngineConfig,
+    client: OpenSearch,
+    options: IndexOptions | None = None,
+    *,
+    embedders: dict[str, Embedder] | None = None,
+) -> IndexSummary:
+    """Bring ``config.alias`` in line with the engine's folder or bucket: index new and
+    changed files, skip unchanged ones, and delete documents whose file is gone."""
+    options = replace(options or IndexOptions(), prune=True, limit=None)
+    seen = SeenIds()
+    return index_items(
+        read_source(config, seen), seen, config, client, options, embedders=embedders
+    )
+
+
+def index_items(
+    items: Iterator[FeedItem],
+    seen: SeenIds,
+    config: EngineConfig,
+    client: OpenSearch,
+    options: IndexOptions,
+    *,
+    embedders: dict[str, Embedder] | None = None,
+    expected: int | None = None,
+) -> IndexSummary:
+    """One run over ``items`` (whose ids ``seen`` collects, for pruning)."""
     if embedders is None:
         from imgsearch.embedders.registry import build_embedders
 
         embedders = build_embedders(config, device=options.device)
     infos = {name: embedder.info for name, embedder in embedders.items()}
-    seen = SeenIds()
-    items: Iterator[FeedItem] = read_feed(feed_path, config, seen)
     if options.limit is not None:
         items = itertools.islice(items, options.limit)
     target = lifecycle.prepare_target(client, config, infos, rebuild=options.rebuild)
-    logger.info("indexing %s into %s (alias %s)", feed_path, target.index, target.alias)
+    logger.info("indexing into %s (alias %s)", target.index, target.alias)
     stream = options.progress_stream or sys.stderr
-    expected = count_feed(feed_path) if stream.isatty() else None
     if expected is not None and options.limit is not None:
         expected = min(expected, options.limit)
     report = Report(

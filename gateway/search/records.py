@@ -116,6 +116,17 @@ def random_body(
     }
 
 
+def size_body(field: str) -> dict[str, Any]:
+    """How many records there are and the sum of ``field`` (e.g. file sizes) over them."""
+    return {"size": 0, "track_total_hits": True, "aggs": {"total": {"sum": {"field": field}}}}
+
+
+def read_size(response: Mapping[str, Any]) -> tuple[int, float]:
+    total = response.get("hits", {}).get("total", {})
+    count = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
+    return int(count), float(response.get("aggregations", {}).get("total", {}).get("value") or 0)
+
+
 def delete_body(tree: FilterTree | None, config: EngineConfig) -> dict[str, Any]:
     return {"query": _query(tree, config)}
 

@@ -7,8 +7,13 @@ edits (``record_ops.py``) and inserts through the indexer's pipeline (``write_op
 
 from __future__ import annotations
 
-from gateway.engines import EngineRegistry
+from typing import Any
+
+from anyio import to_thread
+
+from gateway.engines import EngineRegistry, EngineRuntime
 from gateway.metrics import GatewayMetrics
+from gateway.service.sync_jobs import SyncJobs
 from gateway.service.write_ops import WriteOps
 from gateway.settings import GatewaySettings
 from imgsearch.embedders.base import Embedder
@@ -18,6 +23,18 @@ from imgsearch.search_client import make_client
 
 
 class CatalogService(WriteOps):
+    def __init__(self, **parts: Any) -> None:
+        super().__init__(**parts)
+        self.jobs = SyncJobs(self.client, self.registry)
+
+    async def sync(self, engine: EngineRuntime) -> None:
+        """Start syncing the engine's folder or bucket in the background (``Conflict`` if
+        a sync is running)."""
+        await to_thread.run_sync(self.jobs.start, engine)
+
+    async def sync_state(self, engine: EngineRuntime) -> dict[str, Any]:
+        return await self._backend(lambda: self.jobs.read_state(engine))
+
     @classmethod
     def create(cls, settings: GatewaySettings, engines: dict[str, EngineConfig]) -> CatalogService:
         """The service for ``engines`` on the cluster and with the limits of ``settings``."""

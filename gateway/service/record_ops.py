@@ -6,6 +6,8 @@ import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from anyio import to_thread
+
 from gateway.engines import EngineRuntime
 from gateway.search.model import FilterTree
 from gateway.search.records import (
@@ -19,10 +21,13 @@ from gateway.search.records import (
     random_body,
     read_mget,
     read_records,
+    read_size,
+    size_body,
 )
 from gateway.service.core import ServiceCore
 from gateway.service.record_fields import typed_fields
-from imgsearch.errors import InvalidRequest
+from imgsearch.errors import InvalidRequest, UnknownItem
+from imgsearch.sources import read_file
 
 MAX_RESULT_WINDOW = 10_000  # OpenSearch's default index.max_result_window
 SCAN_PAGE = 1_000
@@ -147,6 +152,23 @@ class RecordOps(ServiceCore):
             )
         )
         return int(response.get("deleted", 0))
+
+    async def size(self, engine: EngineRuntime, field: str) -> tuple[int, float]:
+        """(number of records, sum of ``field`` over them)."""
+        response: dict[str, Any] = await self._backend(
+            lambda: self.client.search(index=engine.config.alias, body=size_body(field))
+        )
+        return read_size(response)
+
+    async def file(self, engine: EngineRuntime, doc_id: str) -> tuple[StoredRecord, bytes]:
+        """A synced collection's file: its record and its bytes, read from the source."""
+        found = await self.get(engine, [doc_id])
+        record = found.get(doc_id)
+        uri = record.fields.get("file_uri") if record is not None else None
+        if record is None or not isinstance(uri, str):
+            raise UnknownItem(f"No file {doc_id!r} in this collection")
+        data = await to_thread.run_sync(read_file, engine.config, uri, self.limits.max_bytes)
+        return record, data
 
     async def _records(self, engine: EngineRuntime, body: dict[str, Any]) -> RecordPage:
         response: dict[str, Any] = await self._backend(
