@@ -40,7 +40,7 @@ function clampInt(value, fallback, min, max) {
 
 const client = createClient({ baseUrl: config.baseUrl, hashid: config.hashid });
 const state = {
-  /** @type {null | {kind: "image", blob: Blob, name: string} | {kind: "similar", dfid: string, title: string}} */
+  /** @type {null | {kind: "browse"} | {kind: "text", text: string} | {kind: "image", blob: Blob, name: string} | {kind: "similar", dfid: string, title: string}} */
   query: null,
   /** @type {Map<string, Set<string>>} selected term values per field */
   terms: new Map(),
@@ -86,9 +86,11 @@ async function runSearch() {
     for (;;) {
       try {
         const opts = searchOptions();
-        res = state.query.kind === "image"
-          ? await client.searchByImage(state.query.blob, opts)
-          : await client.similarTo(state.query.dfid, opts);
+        const q = state.query;
+        res = q.kind === "image" ? await client.searchByImage(q.blob, opts)
+          : q.kind === "similar" ? await client.similarTo(q.dfid, opts)
+          : q.kind === "text" ? await client.searchByText(q.text, opts)
+          : await client.browse(opts);
         break;
       } catch (err) {
         const dropped = err?.status === 400 ? rejectedFacet(err.message) : null;
@@ -399,8 +401,21 @@ tid("clear-filters").addEventListener("click", () => {
   runSearch();
 });
 
+tid("text-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = /** @type {HTMLInputElement} */ (tid("text-input")).value.trim();
+  state.query = text ? { kind: "text", text } : { kind: "browse" };
+  resetRefinements();
+  showQuery(text ? `Results for “${text}”` : "The whole catalog", "");
+  runSearch();
+});
+
 if (!config.hashid) {
   showError("No search engine in the URL: open /demo/{hashid}.");
+} else {
+  // A first visit shows the catalog at once, so "similar" is one click away.
+  state.query = { kind: "browse" };
+  runSearch();
 }
 
 // On a phone the results matter first: keep the filter panel folded (one tap opens it).

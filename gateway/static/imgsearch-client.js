@@ -503,6 +503,17 @@ export function createClient(options) {
     return /** @type {SearchResponse} */ (body);
   }
 
+  /** A GET search at `path` (superseding the previous request). */
+  async function get(path, opts, dfid) {
+    const url = urlFor(path, opts, dfid);
+    const req = begin(opts?.signal);
+    try {
+      return await send(url, { method: "GET", headers: headers(false) }, req.signal);
+    } finally {
+      req.done();
+    }
+  }
+
   /** @param {SearchOptions|undefined} opts @param {string} [dfid] */
   function urlFor(path, opts, dfid) {
     const { signal: _s, ...rest } = opts ?? {};
@@ -546,13 +557,28 @@ export function createClient(options) {
      */
     async similarTo(dfid, opts = {}) {
       if (isBlank(dfid)) throw new TypeError("similarTo: a dfid is required");
-      const url = urlFor("_visually_similar", opts, String(dfid));
-      const req = begin(opts.signal);
-      try {
-        return await send(url, { method: "GET", headers: headers(false) }, req.signal);
-      } finally {
-        req.done();
-      }
+      return get("_visually_similar", opts, String(dfid));
+    },
+
+    /**
+     * Search by words (`GET _search?query=`): the gateway fuses the CLIP text tower with
+     * keyword matching (per the engine's `text_search`).
+     * @param {string} text
+     * @param {SearchOptions} [opts]
+     * @returns {Promise<SearchResponse>}
+     */
+    async searchByText(text, opts = {}) {
+      if (isBlank(text) || !String(text).trim()) throw new TypeError("searchByText: words are required");
+      return get("_search", { ...opts, params: { ...(opts.params ?? {}), query: String(text) } });
+    },
+
+    /**
+     * The catalog without a query (`GET _search`), e.g. to fill a page before any search.
+     * @param {SearchOptions} [opts]
+     * @returns {Promise<SearchResponse>}
+     */
+    async browse(opts = {}) {
+      return get("_search", opts);
     },
 
     /** Abort the in-flight request started without a caller signal, if any. */

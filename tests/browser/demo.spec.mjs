@@ -149,7 +149,7 @@ async function main() {
   page.on("console", (msg) => { if (msg.type() === "error") consoleErrors.push(msg.text()); });
   page.on("response", async (res) => {
     const url = res.url();
-    if (!url.includes("/_image_search") && !url.includes("/_visually_similar")) return;
+    if (!["/_image_search", "/_visually_similar", "/_search"].some((e) => url.includes(e))) return;
     const call = { method: res.request().method(), url, status: res.status(), json: null, requestBody: res.request().postData() };
     apiCalls.push(call);
     try { call.json = await res.json(); } catch { /* not JSON */ }
@@ -163,6 +163,14 @@ async function main() {
     // demo.js is a module; wait until it has wired the page (engine label set from the URL).
     await page.waitForFunction(() => document.querySelector('[data-testid="engine"]')?.textContent.trim() !== "", null, { timeout: STEP_MS })
       .catch(() => { throw new CheckFailed("demo.js did not start (is /static/demo.js and /static/imgsearch-client.js served?)"); });
+  });
+
+  await step("the catalog shows before any query", async () => {
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="result"]').length > 0, null, { timeout: FIRST_SEARCH_MS })
+      .catch(() => { throw new CheckFailed("no catalog on the page before a query"); });
+    const browse = apiCalls.find((c) => new URL(c.url).pathname.endsWith("/_search"));
+    check(browse && browse.method === "GET" && !new URL(browse.url).searchParams.has("query"), "the first page did not browse with GET _search");
+    log(`  ${(await grid()).length} catalog items shown on arrival`);
   });
 
   let first;
@@ -271,6 +279,15 @@ async function main() {
     check(/similar/i.test(await page.locator(tid("query-text")).innerText()), "the page does not say what it is showing");
     for (const r of shown) check(/score\s+-?\d/.test(r.score), `similar result ${r.dfid} shows no score`);
     log(`  ${shown.length} results similar to ${dfid}, total ${await total()}`);
+  });
+
+  await step("search in words", async () => {
+    await page.locator(tid("text-input")).fill("dress");
+    const call = await apiRoundTrip("/_search", () => page.locator(tid("text-input")).press("Enter"));
+    check(call.method === "GET" && new URL(call.url).searchParams.get("query") === "dress", "the words were not sent as GET _search?query=dress");
+    check((await grid()).length > 0, "no results for the words");
+    check(/dress/.test(await page.locator(tid("query-text")).innerText()), "the page does not say what it searched for");
+    log(`  "dress": ${(await grid()).length} results, query_name ${call.json?.query_name}`);
   });
 
   await step("screenshots (desktop and phone)", async () => {

@@ -92,6 +92,19 @@ test("similarTo: GET /6/{hashid}/_visually_similar?dfid=...&query, no body", asy
   assert.equal(init.headers.Authorization, "Token k");
 });
 
+test("searchByText: GET /6/{hashid}/_search?query=..., browse without one", async () => {
+  const fetch = fakeFetch();
+  const client = createClient({ hashid: "shop1", fetch });
+  await client.searchByText("red dress & more", { filter: { brand: "x" }, rpp: 5 });
+  const u = new URL(fetch.calls[0].url, "http://x");
+  assert.equal(u.pathname, "/6/shop1/_search");
+  assert.deepEqual([...u.searchParams], [["filter[brand][]", "x"], ["rpp", "5"], ["query", "red dress & more"]]);
+  assert.equal(fetch.calls[0].init.method, "GET");
+  await client.browse({ page: 2 });
+  assert.equal(fetch.calls[1].url, "/6/shop1/_search?page=2");
+  await assert.rejects(client.searchByText("   "), TypeError);
+});
+
 test("errors: 400 {error} surfaces the gateway's message and status", async () => {
   const fetch = fakeFetch(() => json(400, { error: "Invalid rpp" }));
   const client = createClient({ hashid: "h", fetch, ...noResize });
