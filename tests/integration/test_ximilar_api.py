@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -432,3 +435,26 @@ def test_ximilar_access_and_errors(world: tuple[TestClient, EngineConfig, Photos
     assert (
         client.post(f"{API}/nosuchmethod", json={}, headers=HEADERS).json()["status"]["code"] == 404
     )
+
+
+def test_cli_insert_goes_through_the_same_write_path(
+    world: tuple[TestClient, EngineConfig, Photos, Path], tmp_path: Path, opensearch_url: str
+) -> None:
+    client, config, photos, _ = world
+    engine_file = tmp_path / "engine.json"
+    engine_file.write_text(config.model_dump_json())
+    photo = photos.paths[-1]
+    command = [sys.executable, "-m", "imgsearch.cli", "insert", str(photo), "--engine",
+               str(engine_file), "--opensearch-url", opensearch_url, "--id", "cli-1",
+               "--set", "brand=acme", "--set", "tags=sport", "--set", "tags=casual",
+               "--set", "price=12.5"]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads(first.stdout) == {"id": "cli-1", "status": "written", "reason": None}
+    got = call(client, "get", {"records": [{"_id": "cli-1"}]})["answer_records"][0]
+    assert (got["brand"], got["tags"], got["price"]) == ("acme", ["sport", "casual"], 12.5)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 1 and json.loads(again.stdout)["status"] == "duplicate"
+    bad = subprocess.run([*command[:-2], "--set", "colour=red"], capture_output=True, text=True,
+                         timeout=120, check=False)  # fmt: skip
+    assert bad.returncode == 1 and "colour" in json.loads(bad.stdout)["reason"]

@@ -24,6 +24,7 @@ PURE_MODULES = [
     "gateway.search.hamming_pairs",
     "gateway.search.mongo_filter",
     "gateway.search.solr_filter",
+    "gateway.dialects.similarix.response",
     "gateway.dialects.param_tree",
     "gateway.dialects.ximilar.params",
     "gateway.dialects.ximilar.response",
@@ -108,12 +109,16 @@ def test_every_dialect_folder_is_mounted_under_its_prefix() -> None:
         assert documented, f"{dialect.name}: no route in the OpenAPI schema"
 
 
-@pytest.mark.parametrize("command", ["index", "versions", "rollback", "duplicates", "serve"])
+@pytest.mark.parametrize(
+    "command", ["index", "versions", "rollback", "duplicates", "serve", "insert"]
+)
 def test_imgsearch_keeps_its_subcommands(command: str) -> None:
     args = {"index": ["feed.jsonl", "--engine", "e.yaml"], "serve": []}.get(
         command, ["--engine", "e.yaml"]
     )
     if command == "duplicates":
         args = ["photo.jpg", *args]
+    if command == "insert":
+        args = ["photo.jpg", *args, "--id", "x"]
     parsed = build_parser().parse_args([command, *args])
     assert callable(parsed.handler) and parsed.command == command
