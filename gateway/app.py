@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.dialect import Dialect
 from gateway.dialects.doofinder.routes import DIALECT as DOOFINDER
+from gateway.dialects.flow.routes import DIALECT as FLOW
 from gateway.dialects.similarix.routes import DIALECT as SIMILARIX
 from gateway.dialects.ximilar.routes import DIALECT as XIMILAR
 from gateway.errors import ErrorShapes, install_error_handlers
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The APIs the gateway speaks; a new dialect is one more entry (see docs/dialects.md).
-DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR, SIMILARIX)
+DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR, SIMILARIX, FLOW)
 
 
 async def _sync_in_background(service: CatalogService) -> None:

@@ -30,6 +30,8 @@ class Dialect:
     # The API's own message for a neutral error class (first match in order), e.g. Doofinder's
     # "Mapping not found" for an unknown engine; other errors keep their message.
     messages: Mapping[type[ImgSearchError], str] = field(default_factory=dict)
+    # The API's own status for one of ours it never sends (e.g. Solr has no 424: 500).
+    statuses: Mapping[int, int] = field(default_factory=dict)
 
     def message_for(self, exc: ImgSearchError) -> str | None:
         for cls, text in self.messages.items():

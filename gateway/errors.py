@@ -54,7 +54,13 @@ class ErrorShapes:
         self._dialects = tuple(dialects)
 
     def dialect(self, path: str) -> Dialect | None:
-        return next((d for d in self._dialects if path.startswith(d.path_prefix)), None)
+        """The dialect with the longest prefix of ``path`` (``/api/cores/`` before ``/api/``)."""
+        matching = [d for d in self._dialects if path.startswith(d.path_prefix)]
+        return max(matching, key=lambda d: len(d.path_prefix), default=None)
+
+    def status(self, path: str, status: int) -> int:
+        dialect = self.dialect(path)
+        return dialect.statuses.get(status, status) if dialect else status
 
     def body(self, path: str, status: int, message: str) -> dict[str, object]:
         dialect = self.dialect(path)
@@ -71,6 +77,7 @@ class ErrorShapes:
 def install_error_handlers(app: FastAPI, shapes: ErrorShapes) -> None:
     def respond(request: Request, status: int, message: str) -> JSONResponse:
         headers = cors_headers(getattr(request.state, "cors_origin", None))
+        status = shapes.status(request.url.path, status)
         body = shapes.body(request.url.path, status, message)
         return JSONResponse(body, status_code=status, headers=headers)
 

@@ -23,7 +23,7 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Fields the indexer writes itself; engine configs may not declare them.
 RESERVED_FIELDS = frozenset(
     {"id", "id_md5", "image_url", "content_hash", "indexed_at", "palette", "colors"}
-)
+) | frozenset({"color_palette_hex", "color_palette_freq", "color_names", "color_isolated"})
 
 
 class FieldType(StrEnum):
@@ -80,7 +80,14 @@ class PhashSpec(_Strict):
 
 # Normal fields an embedder adds to every document (see ``Embedder.extra_fields``).
 DERIVED_FIELDS: dict[str, dict[str, FieldSpec]] = {
-    "color": {"colors": FieldSpec(type=FieldType.KEYWORD, facet=True)},
+    "color": {
+        "colors": FieldSpec(type=FieldType.KEYWORD, facet=True),
+        # the palette as aligned lists, largest share first, and the plain-background flag
+        "color_palette_hex": FieldSpec(type=FieldType.KEYWORD),
+        "color_palette_freq": FieldSpec(type=FieldType.NUMBER),
+        "color_names": FieldSpec(type=FieldType.KEYWORD, facet=True),
+        "color_isolated": FieldSpec(type=FieldType.BOOLEAN, facet=True),
+    },
 }
 
 # Embedders whose vectors are ranked by k-NN similarity (phash is matched by Hamming distance).
@@ -121,6 +128,9 @@ class GatewaySpec(_Strict):
     product_field: str | None = None
     # Text queries: CLIP text tower fused with BM25 (hybrid), one of them alone, or off.
     text_search: Literal["hybrid", "vector", "lexical", "off"] = "hybrid"
+    # Image (or item) query plus colours: the image's k-NN pool re-ranked by
+    # (1 - color_weight) * image similarity + color_weight * colour similarity.
+    color_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
 
 # What a synced collection stores about each file (Similarix's file fields).
@@ -233,6 +243,11 @@ class EngineConfig(_Strict):
         if "clip" in self.vectors and self.vectors["clip"].embedder == "clip":
             return "clip"
         return next(n for n, v in self.vectors.items() if v.embedder in KNN_EMBEDDERS)
+
+    @property
+    def color_vector_field(self) -> str | None:
+        """The colour descriptor field colour queries search (``None`` without one)."""
+        return next((n for n, v in self.vectors.items() if v.embedder == "color"), None)
 
     def searchable_fields(self) -> dict[str, FieldSpec]:
         """Declared fields plus those the embedders derive (``colors`` from the palette)."""

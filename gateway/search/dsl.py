@@ -85,7 +85,38 @@ def knn_query(req: SearchRequest, config: EngineConfig, omit: str | None = None)
     tree = req.filter_tree(omit)
     if tree is not None:
         clause["filter"] = filter_to_dsl(tree, config)
+    if req.rerank is not None:
+        return reranked_knn(clause, req)
     return {"knn": {req.vector_field: clause}}
+
+
+def reranked_knn(clause: dict[str, Any], req: SearchRequest) -> dict[str, Any]:
+    """The same knn pool re-scored ``(1 - w) * knn score + w * (1 + cos) / 2`` against the
+    rerank vector (``VectorRerank``): the knn clause is boosted by ``1 - w`` and the k-NN
+    plugin's exact ``knn_score`` script (``(1 + cos) / 2`` for cosine, 0 for a document
+    without the field) is added with weight ``w``."""
+    rerank = req.rerank
+    assert rerank is not None
+    if rerank.weight <= 0.0:
+        return {"knn": {req.vector_field: clause}}
+    if rerank.vector is None:
+        raise MissingFields([rerank.vector_field])
+    script = {
+        "lang": "knn",
+        "source": "knn_score",
+        "params": {
+            "field": rerank.vector_field,
+            "query_value": list(rerank.vector),
+            "space_type": "cosinesimil",
+        },
+    }
+    return {
+        "function_score": {
+            "query": {"knn": {req.vector_field: {**clause, "boost": 1.0 - rerank.weight}}},
+            "functions": [{"script_score": {"script": script}, "weight": rerank.weight}],
+            "boost_mode": "sum",
+        }
+    }
 
 
 def radius_body(

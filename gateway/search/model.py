@@ -121,7 +121,16 @@ class TextQuery:
     text: str
 
 
-SingleQuery = ImageQuery | ImageUrlQuery | ItemQuery | TextQuery
+@dataclass(frozen=True)
+class ColorQuery:
+    """Query by colours: one to five ``(hex, weight)`` pairs, e.g. ``(("#0a7e8c", 0.7),
+    ("#ffffff", 0.3))``, searched on the engine's colour descriptor field as the descriptor
+    of an image made of those colours in those proportions (weights are shares)."""
+
+    colors: tuple[tuple[str, float], ...]
+
+
+SingleQuery = ImageQuery | ImageUrlQuery | ItemQuery | TextQuery | ColorQuery
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,22 @@ class TermsBoost:
     field: str
     values: tuple[str, ...]
     weight: float
+
+
+@dataclass(frozen=True)
+class VectorRerank:
+    """Re-order the k-NN pool with a second query, on ``vector_field`` (e.g. colours).
+
+    The pool stays the ``k`` nearest documents to the main query (same total, same facets);
+    a hit's score becomes ``(1 - weight) * score + weight * (1 + cos) / 2``, ``cos`` between
+    ``query`` and the hit's ``vector_field`` (a hit without that field gets 0 for the second
+    part). The service sets ``vector`` from ``query``.
+    """
+
+    vector_field: str
+    query: SingleQuery
+    weight: float
+    vector: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +202,8 @@ class SearchRequest:
     # Words matched with BM25 over the engine's text fields; with a vector too, the two
     # rankings are fused (reciprocal-rank fusion) into one pool.
     keywords: str | None = None
+    # A second query that re-orders the pool (e.g. colours beside an image query).
+    rerank: VectorRerank | None = None
 
     @property
     def reorders_pool(self) -> bool:

@@ -25,16 +25,19 @@ from gateway.metrics import GatewayMetrics
 from gateway.search.dsl import item_lookup_body
 from gateway.search.model import (
     ID_FIELD,
+    ColorQuery,
     ImageQuery,
     ImageUrlQuery,
     ItemQuery,
     MultiQuery,
     Query,
+    SearchRequest,
     TextQuery,
 )
 from gateway.service.timings import Timings
 from gateway.settings import GatewaySettings
 from imgsearch.embedders.base import TextEmbedder
+from imgsearch.embedders.color import ColorEmbedder
 from imgsearch.errors import (
     EmbeddingFailed,
     FeatureDisabled,
@@ -141,8 +144,37 @@ class ServiceCore:
             return found if query.exclude_self else replace(found, exclude_ids=())
         if isinstance(query, TextQuery):
             return QueryVector(await self._embed_text(engine, vector_field, query.text, timings))
+        if isinstance(query, ColorQuery):
+            return QueryVector(self._colour_vector(engine, vector_field, query))
         data = await self._image_bytes(query)
         return QueryVector(await self._embed_image(engine, vector_field, data, timings))
+
+    def _colour_vector(
+        self, engine: EngineRuntime, vector_field: str, query: ColorQuery
+    ) -> list[float]:
+        """The colour query as a vector of the colour descriptor's own space (pure, cheap)."""
+        embedder = engine.embedder(vector_field)
+        if not isinstance(embedder, ColorEmbedder):
+            raise FeatureDisabled(
+                f"Colour search needs a color vector field; {vector_field!r} is not one"
+            )
+        try:
+            return [float(x) for x in embedder.embed_colours(query.colors)]
+        except ValueError as exc:
+            raise InvalidRequest(f"Invalid colour query: {exc}") from None
+
+    async def _with_rerank(
+        self, engine: EngineRuntime, request: SearchRequest, scale: float, timings: Timings
+    ) -> SearchRequest:
+        """``request`` with its ``rerank`` vector set (unchanged without a ``rerank``)."""
+        rerank = request.rerank
+        if rerank is None or rerank.vector is not None:
+            return request
+        if scale != 1.0:
+            raise InvalidRequest("a re-ranking query combines with one query image, not several")
+        await self._ensure_index_matches(engine, rerank.vector_field)
+        found = await self._query_vector(engine, rerank.query, rerank.vector_field, timings)
+        return replace(request, rerank=replace(rerank, vector=tuple(found.vector)))
 
     async def _image_bytes(self, image: ImageQuery | ImageUrlQuery) -> bytes:
         return image.data if isinstance(image, ImageQuery) else await self._fetch_image(image.url)

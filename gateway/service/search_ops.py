@@ -152,6 +152,7 @@ class SearchOps(ServiceCore):
         await self._ensure_index_matches(engine, request.vector_field)
         found = await self._query_vector(engine, query, request.vector_field, timings)
         excluded = (*request.exclude_ids, *found.exclude_ids)
+        request = await self._with_rerank(engine, request, found.scale, timings)
         return replace(request, vector=found.vector, exclude_ids=excluded), found.scale
 
     async def near_duplicates(

@@ -5,10 +5,23 @@ chromatic pixels plus 8 grey levels for achromatic ones (116 dims), square-roote
 and L2-normalised so cosine similarity compares colour distributions. A near-uniform
 background (what the image border is mostly made of) is left out when enough foreground
 remains, so a red dress on white reads as red, not white.
+
+Colour queries ("items in this teal and white") use the same histogram: one to five hex
+colours with weights are the pixels of an image made of those colours in those proportions,
+so ``colour_query_vector`` lies in the descriptor's own space (``ColorEmbedder.embed_colours``).
+
+Stored per image (``extra_fields``): ``palette`` (``[{hex, name, fraction}]``), ``colors``
+(names covering at least 10 %), and the Flow-style fields ``color_palette_hex``,
+``color_palette_freq`` and ``color_names`` (the palette as three aligned lists, largest share
+first) and ``color_isolated``: the product stands on a plain background, i.e. at least 80 % of
+the thumbnail's border is one colour (within RGB distance 30 of the border's median colour)
+and at least 5 % of the image differs from it (what ``foreground_pixels`` treats as a
+background to leave out).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,15 +55,28 @@ def small_rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
     return np.asarray(small, dtype=np.uint8)
 
 
-def foreground_pixels(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """``(n, 3)`` pixels without a uniform background, or all pixels if there is none."""
+def foreground_mask(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_] | None:
+    """Which of the ``(n, 3)`` flattened pixels are not a uniform background; ``None`` when
+    the image has no such background (or nearly nothing stands on it)."""
     flat = pixels.reshape(-1, 3)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(float)
     colour = np.median(border, axis=0)
     if np.mean(np.linalg.norm(border - colour, axis=1) < _BG_TOLERANCE) < _BG_BORDER_SHARE:
-        return flat
+        return None
     keep = np.linalg.norm(flat.astype(float) - colour, axis=1) >= _BG_TOLERANCE
-    return flat[keep] if keep.mean() >= _MIN_FOREGROUND else flat
+    return keep if keep.mean() >= _MIN_FOREGROUND else None
+
+
+def foreground_pixels(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``(n, 3)`` pixels without a uniform background, or all pixels if there is none."""
+    flat = pixels.reshape(-1, 3)
+    keep = foreground_mask(pixels)
+    return flat if keep is None else flat[keep]
+
+
+def is_isolated(pixels: npt.NDArray[np.uint8]) -> bool:
+    """The product stands on a plain background (see the module docstring)."""
+    return foreground_mask(pixels) is not None
 
 
 def rgb_to_hsv(rgb: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
@@ -70,11 +96,16 @@ def rgb_to_hsv(rgb: npt.NDArray[np.generic]) -> npt.NDArray[np.float64]:
     return np.stack([hue % 360.0, sat, top], axis=1)
 
 
-def colour_histogram(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+def colour_histogram(
+    pixels: npt.NDArray[np.generic], weights: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float32]:
     """Soft-binned HSV histogram: each pixel votes for its neighbouring bins by distance,
-    so a colour near a bin edge does not flip the whole vector."""
+    so a colour near a bin edge does not flip the whole vector. ``weights`` (one per pixel)
+    count a pixel as that many pixels; ``None`` counts each once."""
     hue, sat, val = rgb_to_hsv(pixels).T
-    chromatic = (sat >= _CHROMA_SAT) & (val >= _CHROMA_VAL)
+    votes = np.ones(len(hue)) if weights is None else np.asarray(weights, dtype=np.float64)
+    chromatic = ((sat >= _CHROMA_SAT) & (val >= _CHROMA_VAL)) * votes
+    achromatic = ~((sat >= _CHROMA_SAT) & (val >= _CHROMA_VAL)) * votes
     counts = np.zeros(DIM, np.float64)
     h_lo, h_w = _soft(hue / 360.0 * _HUES, _HUES, circular=True)
     s_lo, s_w = _soft((sat - _CHROMA_SAT) / (1 - _CHROMA_SAT) * _SATS, _SATS)
@@ -91,7 +122,7 @@ def colour_histogram(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     offset = _HUES * _SATS * _VALS
     for dg in (0, 1):
         bins = offset + np.minimum(g_lo + dg, _GREYS - 1)
-        np.add.at(counts, bins, _pick(g_w, dg) * ~chromatic)
+        np.add.at(counts, bins, _pick(g_w, dg) * achromatic)
     root = np.sqrt(counts / max(counts.sum(), 1e-12))
     unit = root / max(float(np.linalg.norm(root)), 1e-12)
     return np.asarray(unit, dtype=np.float32)
@@ -156,6 +187,36 @@ def palette(pixels: npt.NDArray[np.uint8]) -> list[dict[str, object]]:
     return entries
 
 
+MAX_QUERY_COLOURS = 5
+_HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+
+
+def parse_hex(text: str) -> tuple[int, int, int]:
+    """``#rrggbb``, ``rrggbb``, ``#rgb`` or ``rgb`` → (r, g, b); ``ValueError`` otherwise."""
+    match = _HEX.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a hex colour (#rrggbb)")
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def colour_query_vector(colours: Sequence[tuple[str, float]]) -> npt.NDArray[np.float32]:
+    """The descriptor of an image made of ``colours`` (hex, weight) in those proportions.
+
+    Weights must be positive and finite; they are shares (normalised to sum to 1). One to
+    ``MAX_QUERY_COLOURS`` colours; ``ValueError`` otherwise.
+    """
+    if not 1 <= len(colours) <= MAX_QUERY_COLOURS:
+        raise ValueError(f"give 1 to {MAX_QUERY_COLOURS} colours, not {len(colours)}")
+    rgb = np.array([parse_hex(hex_text) for hex_text, _ in colours], dtype=np.float64)
+    weights = np.array([float(weight) for _, weight in colours], dtype=np.float64)
+    if not (np.isfinite(weights).all() and (weights > 0).all()):
+        raise ValueError("colour weights must be positive numbers")
+    return colour_histogram(rgb, weights / weights.sum())
+
+
 def colour_names(entries: Sequence[dict[str, object]]) -> list[str]:
     """Names covering at least 10% of the image, largest first (at least the top one)."""
     shares: dict[str, float] = {}
@@ -167,13 +228,16 @@ def colour_names(entries: Sequence[dict[str, object]]) -> list[str]:
     return [name for name in ranked if shares[name] >= _NAME_SHARE] or ranked[:1]
 
 
+# v2: the same vectors as v1; the documents gained the color_* palette fields (the mapping
+# changed, so indexes written by v1 are rebuilt with ``imgsearch index --rebuild``).
+VERSION = "hsv-softhist-12x3x3+8/fg/v2"
+
+
 class ColorEmbedder:
-    """HSV histogram vectors (cosine) plus ``palette`` and ``colors`` document fields."""
+    """HSV histogram vectors (cosine) plus the palette document fields (module docstring)."""
 
     def __init__(self) -> None:
-        self._info = EmbedderInfo(
-            embedder="color", version="hsv-softhist-12x3x3+8/fg/v1", dim=DIM, storage="knn_cosine"
-        )
+        self._info = EmbedderInfo(embedder="color", version=VERSION, dim=DIM, storage="knn_cosine")
 
     @property
     def info(self) -> EmbedderInfo:
@@ -186,6 +250,18 @@ class ColorEmbedder:
     def field_value(self, row: npt.NDArray[np.float32]) -> object:
         return [float(x) for x in row]
 
+    def embed_colours(self, colours: Sequence[tuple[str, float]]) -> npt.NDArray[np.float32]:
+        """A colour query (hex, weight) as one vector of this space (``ValueError`` if bad)."""
+        return colour_query_vector(colours)
+
     def extra_fields(self, image: Image.Image) -> dict[str, object]:
-        entries = palette(foreground_pixels(small_rgb(image)))
-        return {"palette": entries, "colors": colour_names(entries)}
+        pixels = small_rgb(image)
+        entries = palette(foreground_pixels(pixels))
+        return {
+            "palette": entries,
+            "colors": colour_names(entries),
+            "color_palette_hex": [entry["hex"] for entry in entries],
+            "color_palette_freq": [entry["fraction"] for entry in entries],
+            "color_names": [entry["name"] for entry in entries],
+            "color_isolated": is_isolated(pixels),
+        }

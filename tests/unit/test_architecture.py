@@ -30,6 +30,9 @@ PURE_MODULES = [
     "gateway.dialects.ximilar.response",
     "gateway.dialects.doofinder.params",
     "gateway.dialects.doofinder.response",
+    "gateway.search.color_query",
+    "gateway.dialects.flow.params",
+    "gateway.dialects.flow.response",
 ]
 # What a dialect may not reach for: it speaks to the neutral service, nothing below it.
 DIALECT_FORBIDDEN = (

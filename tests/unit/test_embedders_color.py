@@ -93,6 +93,10 @@ def test_uniform_image_has_one_colour() -> None:
     assert fields == {
         "palette": [{"hex": "#141e5a", "name": "navy", "fraction": 1.0}],
         "colors": ["navy"],
+        "color_palette_hex": ["#141e5a"],
+        "color_palette_freq": [1.0],
+        "color_names": ["navy"],
+        "color_isolated": False,  # nothing stands on the plain colour
     }
 
 

@@ -77,7 +77,8 @@ def test_color_vectors_add_a_colors_facet() -> None:
         config(vectors={"clip": {"embedder": "clip"}, "hist": {"embedder": "color"}})
     )
     assert "colors" not in plain.facet_fields()
-    assert set(coloured.facet_fields()) == {"brand", "colors"}
+    assert set(coloured.facet_fields()) == {"brand", "colors", "color_names", "color_isolated"}
+    assert coloured.color_vector_field == "hist" and plain.color_vector_field is None
 
 
 def test_image_search_off_allows_phash_only() -> None:

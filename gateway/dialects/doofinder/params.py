@@ -31,7 +31,9 @@ from gateway.dialects.param_tree import (
     leaf_scalar,
     scalar,
 )
+from gateway.search.color_query import parse_colors
 from gateway.search.model import (
+    ColorQuery,
     FacetRequest,
     FacetType,
     FilterExecution,
@@ -76,6 +78,8 @@ class DoofinderParams:
     exclude_self: bool = True
     dfid: str | None = None
     query: str | None = None  # the words of a ``_search``; None: browse the catalog
+    # Extension: ``color=#0a7e8c:0.7,#ffffff:0.3`` searches by colour (see color_query.py).
+    color: ColorQuery | None = None
 
     def search_request(
         self,
@@ -361,7 +365,13 @@ def parse_params(
         exclude_self=_bool(scalar(tree, "exclude_self"), "exclude_self", True),
         dfid=scalar(tree, "dfid") or None,
         query=_query(tree),
+        color=_color(tree),
     )
+
+
+def _color(tree: Tree) -> ColorQuery | None:
+    text = scalar(tree, "color")
+    return parse_colors(text) if text is not None and text.strip() else None
 
 
 def _query(tree: Tree) -> str | None:

@@ -31,6 +31,7 @@ from gateway.dialects.doofinder.response import (
 )
 from gateway.engines import EngineRuntime
 from gateway.json_response import FastJSONResponse
+from gateway.search.color_query import with_colors
 from gateway.search.model import Query, SearchRequest, SearchResult
 from gateway.security import authorize, cors_headers
 from gateway.service import CatalogService, Timings
@@ -91,7 +92,10 @@ async def image_search(hashid: str, request: Request, service: Service) -> Respo
     engine = _engine(service, request, hashid)
     body_params, image = await read_body(request)
     params = parse_params(request.query_params.multi_items(), engine.config, body_params)
-    return await _search(service, request, engine, params, image.query())
+    given = image.data is not None or bool(image.base64_text) or bool(image.url)
+    # Extension: ``color`` alone searches by colour; beside the image it re-ranks.
+    query = image.query() if given or params.color is None else None
+    return await _search(service, request, engine, params, query)
 
 
 @router.get(
@@ -116,10 +120,12 @@ async def _search(
     request: Request,
     engine: EngineRuntime,
     params: DoofinderParams,
-    query: Query,
+    query: Query | None,
 ) -> Response:
     timings = service.timings()
-    req = params.search_request(engine.config)
+    query, req = with_colors(
+        query, params.color, params.search_request(engine.config), engine.config
+    )
     result = await service.search(engine, query, req, timings)
     return _respond(request, engine, req, result, timings)
 

@@ -1,0 +1,1 @@
+"""Pixolution Flow (Solr) /image API: search by image, id, URL or colours, with Solr fq filters."""
