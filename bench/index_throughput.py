@@ -22,7 +22,9 @@ via ``--checkpoint``)::
     python bench/index_throughput.py --configs clip --clip-model ViT-B-32 \\
         --pretrained laion2b_s34b_b79k --device cuda --batch-size 128 --workers 12
 
-(``--checkpoint PATH`` instead of ``--pretrained`` loads a local open_clip state dict.)
+(``--checkpoint PATH`` instead of ``--pretrained`` loads a local open_clip state dict;
+``--runtime onnx-int8`` embeds through ONNX Runtime, see ``imgsearch/embedders/clip_onnx.py``,
+with the exported files cached in ``.cache/bench/onnx``.)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import os
 import sys
 import tempfile
 import time
@@ -69,6 +72,7 @@ def clip_spec(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "checkpoint": str(checkpoint) if checkpoint else None,
         "device": args.device,
         "batch_size": args.batch_size,
+        "runtime": args.runtime,
     }
 
 
@@ -110,9 +114,11 @@ def main() -> int:
     parser.add_argument("--pretrained", default="laion2b_s34b_b79k")
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--runtime", default="torch", choices=["torch", "onnx", "onnx-int8"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
+    os.environ.setdefault("IMGSEARCH_ONNX_CACHE", str(ROOT / ".cache" / "bench" / "onnx"))
 
     files = sorted(
         p for p in args.feed.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -126,7 +132,11 @@ def main() -> int:
                 if name == "color+phash"
                 else {"clip": clip_spec(args, Path(tmp))}
             )
-            label = name if name != "clip" else f"CLIP {args.clip_model} ({args.device})"
+            label = (
+                name
+                if name != "clip"
+                else f"CLIP {args.clip_model} ({args.device}, {args.runtime})"
+            )
             alias = f"bench-{uuid.uuid4().hex[:8]}"
             config = engine(alias, vectors)
             embedders = build_embedders(config, device=args.device)

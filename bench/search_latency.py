@@ -36,6 +36,12 @@ Typical use on the local node (``scripts/opensearch.py start``; ``OPENSEARCH_URL
     python bench/search_latency.py                  # builds the 100k index (~10 min, 2 cores)
     python bench/search_latency.py --reuse          # reuses it (~2-3 min)
 
+With ``--runtimes torch,onnx-int8`` (see ``imgsearch/embedders/clip_onnx.py``) the embed and
+gateway rows are measured for each CLIP runtime in the same run, each runtime against its own
+index whose mapping records that runtime (the gateway refuses any other); the documents'
+vectors are the torch ones in every index (search cost does not depend on which runtime
+wrote them). ``_msearch`` and the HTTP floor do not depend on the runtime: measured once.
+
 The markdown report is printed and written to ``bench/results/search_latency-<date>.md``.
 """
 
@@ -71,7 +77,9 @@ from opensearchpy import OpenSearch, helpers  # noqa: E402
 from bench.common import machine, node_url  # noqa: E402
 from gateway.dialects.doofinder.params import parse_params  # noqa: E402
 from gateway.search.dsl import build_msearch  # noqa: E402
+from imgsearch.embedders.base import Embedder  # noqa: E402
 from imgsearch.embedders.clip import ClipEmbedder, write_seeded_checkpoint  # noqa: E402
+from imgsearch.embedders.clip_onnx import OnnxClipEmbedder  # noqa: E402
 from imgsearch.engine_config import ClipSpec, EngineConfig  # noqa: E402
 from imgsearch.images import ImageLimits, decode_image  # noqa: E402
 from imgsearch.mapping import build_index_body  # noqa: E402
@@ -228,7 +236,7 @@ def segment_count(client: OpenSearch, index: str) -> int:
 def ensure_index(
     client: OpenSearch,
     config: EngineConfig,
-    embedder: ClipEmbedder,
+    embedder: Embedder,
     paths: Sequence[Path],
     vectors: npt.NDArray[np.float32],
     args: argparse.Namespace,
@@ -404,7 +412,7 @@ def run_phase(
 
 
 def embed_worker(
-    embedder: ClipEmbedder, images: Sequence[bytes], slot: threading.Semaphore
+    embedder: Embedder, images: Sequence[bytes], slot: threading.Semaphore
 ) -> Callable[[], Callable[[int], Sample]]:
     """Decode (in parallel) + embed (one at a time, as the gateway's embed semaphore)."""
     limits = ImageLimits()
@@ -555,9 +563,16 @@ def part(phase: Phase, name: str) -> npt.NDArray[np.float64]:
     return np.array([s.parts.get(name, 0.0) for s in phase.samples], dtype=np.float64)
 
 
+def index_line(info: IndexInfo) -> str:
+    if info.built_s is None:
+        return f"`{info.name}` reused ({info.segments} segment(s))"
+    merged = "force-merged to 1 segment" if info.force_merged else "not force-merged"
+    return f"`{info.name}` built in {info.built_s:.0f} s, {merged}, {info.segments} segment(s)"
+
+
 def report(
     args: argparse.Namespace,
-    info: IndexInfo,
+    infos: dict[str, IndexInfo],
     os_version: str,
     dim: int,
     spec: ClipSpec,
@@ -568,23 +583,21 @@ def report(
     weights = (f"**seeded random weights** (seed {args.seed}; realistic embedding cost, "
                "vectors not semantically meaningful)" if seeded
                else str(spec.checkpoint or spec.pretrained))  # fmt: skip
-    if info.built_s is None:
-        index_line = f"reused ({info.segments} segment(s))"
-    else:
-        merged = "force-merged to 1 segment" if info.force_merged else "not force-merged"
-        index_line = f"built in {info.built_s:.0f} s, {merged}, {info.segments} segment(s)"
+    info = next(iter(infos.values()))
+    indexes = "; ".join(f"{r}: {index_line(i)}" for r, i in infos.items())
     query = "&".join(f"{k}={v}" for k, v in example.params)
     lines = [
         f"# Search latency — {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         "",
         f"- Command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`",
         f"- Machine: {machine()}",
-        f"- OpenSearch {os_version}, index `{info.name}`: {info.docs:,} docs, dim {dim}, "
-        f"lucene HNSW cosine (m 16, ef_construction 128), 1 shard, 0 replicas; {index_line}",
+        f"- OpenSearch {os_version}, one index per runtime, {info.docs:,} docs, dim {dim}, "
+        f"lucene HNSW cosine (m 16, ef_construction 128), 1 shard, 0 replicas; {indexes}",
         f"- Catalog: {len(photos(args.dataset)):,} clothing photos + perturbed copies "
         f"(gaussian noise, norm ~{args.noise}, renormalised); fields category, brand (30), "
         "size (multi), colour, price (lognormal), in_stock, title",
-        f"- Embedder: CLIP {spec.model}, {weights}, device {spec.device}",
+        f"- Embedder: CLIP {spec.model}, {weights}, device {spec.device}, runtimes "
+        f"{', '.join(args.runtimes)} (`ClipSpec.runtime`)",
         f"- Query: k (pool) {POOL_K}, rpp 20, 2 filters + 3 facets "
         f"(2 `_msearch` bodies): `{query}`",
         f"- Gateway: uvicorn, 1 worker, 127.0.0.1; clients: httpx threads in the bench process "
@@ -595,9 +608,13 @@ def report(
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for c in args.concurrency:
-        lines.append(row("embed alone (decode + embed, in-process)", phases[("embed", c)]))
+        for r in args.runtimes:
+            lines.append(row(f"embed alone, {r} (decode + embed, in-process)",
+                             phases[(f"embed:{r}", c)]))  # fmt: skip
         lines.append(row("raw OpenSearch `_msearch` (opensearch-py)", phases[("msearch", c)]))
-        lines.append(row("gateway `_image_search` end-to-end", phases[("gateway", c)]))
+        for r in args.runtimes:
+            lines.append(row(f"gateway `_image_search` end-to-end, {r}",
+                             phases[(f"gateway:{r}", c)]))  # fmt: skip
         lines.append(row("HTTP floor: gateway `GET /docs` (httpx + uvicorn)", phases[("floor", c)]))
     lines += [
         "",
@@ -608,20 +625,21 @@ def report(
         "than embedding slots it also includes the wait for the slot (the `embed` timer "
         "starts once the slot is held), so the goal is judged at 1 client.",
         "",
-        "| clients | by subtraction p50 | per request p50 | per request p95 | "
+        "| clients | runtime | by subtraction p50 | per request p50 | per request p95 | "
         "server decode p50 | server embed p50 | server opensearch p50 | OpenSearch took p50 | "
         f"goal ≤ {GOAL_MS:g} ms at p50 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for c in args.concurrency:
-        e2e, embed, msearch = (phases[(k, c)] for k in ("gateway", "embed", "msearch"))
+    for c, r in ((c, r) for c in args.concurrency for r in args.runtimes):
+        e2e, embed = phases[(f"gateway:{r}", c)], phases[(f"embed:{r}", c)]
+        msearch = phases[("msearch", c)]
         subtraction = pct(e2e.ms(), 50) - pct(embed.ms(), 50) - pct(msearch.ms(), 50)
         server = part(e2e, "decode") + part(e2e, "embed") + part(e2e, "opensearch")
         per_request = e2e.ms() - server
         ok = "met" if pct(per_request, 50) <= GOAL_MS else "NOT met"
         ok = f"{ok} (per request)" if c == 1 else "n/a (includes embed-slot wait)"
         lines.append(
-            f"| {c} | {subtraction:.1f} | {pct(per_request, 50):.1f} | "
+            f"| {c} | {r} | {subtraction:.1f} | {pct(per_request, 50):.1f} | "
             f"{pct(per_request, 95):.1f} | {pct(part(e2e, 'decode'), 50):.1f} | "
             f"{pct(part(e2e, 'embed'), 50):.1f} | {pct(part(e2e, 'opensearch'), 50):.1f} | "
             f"{pct(part(e2e, 'opensearch_took'), 50):.0f} | {ok} |"
@@ -678,6 +696,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of random weights and data (default 0)")  # fmt: skip
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--runtimes", type=lambda s: s.split(","), default=["torch"],
+                        help="CLIP runtimes, e.g. torch,onnx-int8 (default torch)")  # fmt: skip
     parser.add_argument("--noise", type=float, default=0.3,
                         help="noise norm of perturbed copies (default 0.3)")  # fmt: skip
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
@@ -695,43 +715,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = node_url()
     client = make_client(url, timeout_s=120.0)
     os_version = str(client.info()["version"]["number"])
+    # The ONNX runtimes' exported files, shared with the gateway subprocess and embed_latency.py.
+    os.environ.setdefault("IMGSEARCH_ONNX_CACHE", str(CACHE / "onnx"))
     spec, seeded = clip_spec(args)
-    embedder = ClipEmbedder(spec)
-    dim = embedder.info.dim
+    reference = ClipEmbedder(spec)
+    dim = reference.info.dim
     print(f"OpenSearch {os_version} at {url}; CLIP {spec.model} dim {dim}"
           + (" (seeded RANDOM weights)" if seeded else ""), flush=True)  # fmt: skip
     paths = photos(args.dataset)
-    vectors = original_vectors(embedder, paths)
-    config = engine_config(args.index or f"bench-image-search-{args.docs}", spec)
-    info = ensure_index(client, config, embedder, paths, vectors, args)
-    queries = make_queries(config, paths, vectors, min(args.queries, len(paths)), args.seed)
+    vectors = original_vectors(reference, paths)
+    name = args.index or f"bench-image-search-{args.docs}"
+    configs: dict[str, EngineConfig] = {}
+    embedders: dict[str, Embedder] = {}
+    infos: dict[str, IndexInfo] = {}
+    for runtime in args.runtimes:
+        runtime_spec = spec.model_copy(update={"runtime": runtime})
+        embedders[runtime] = reference if runtime == "torch" else OnnxClipEmbedder(runtime_spec)
+        configs[runtime] = engine_config(
+            name if runtime == "torch" else f"{name}-{runtime}", runtime_spec
+        )
+        infos[runtime] = ensure_index(
+            client, configs[runtime], embedders[runtime], paths, vectors, args
+        )
+    first = args.runtimes[0]
+    queries = make_queries(configs[first], paths, vectors, min(args.queries, len(paths)), args.seed)
     images = [q.path.read_bytes() for q in queries]
 
     phases: dict[tuple[str, int], Phase] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-        process, base = start_gateway(url, config, Path(tmp))
-        try:
-            print(f"gateway at {base}; measuring", flush=True)
-            slot = threading.Semaphore(1)
-            for c in args.concurrency:
-                measure: list[tuple[str, Callable[[], Callable[[int], Sample]]]] = [
-                    ("embed", embed_worker(embedder, images, slot)),
-                    ("msearch", msearch_worker(url, queries)),
-                    ("gateway", gateway_worker(base, queries)),
-                    ("floor", floor_worker(base)),
-                ]
-                for name, worker in measure:
-                    phases[(name, c)] = run_phase(
-                        name, c, args.requests, args.time_cap, args.warmup, worker
-                    )
-        finally:
-            process.terminate()
+    for runtime in args.runtimes:
+        with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+            process, base = start_gateway(url, configs[runtime], Path(tmp))
             try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                print(f"gateway ({runtime}) at {base}; measuring", flush=True)
+                slot = threading.Semaphore(1)
+                for c in args.concurrency:
+                    measure: list[tuple[str, Callable[[], Callable[[int], Sample]]]] = [
+                        (f"embed:{runtime}", embed_worker(embedders[runtime], images, slot)),
+                        (f"gateway:{runtime}", gateway_worker(base, queries)),
+                    ]
+                    if runtime == first:  # neither depends on the runtime
+                        measure += [
+                            ("msearch", msearch_worker(url, queries)),
+                            ("floor", floor_worker(base)),
+                        ]
+                    for phase, worker in measure:
+                        phases[(phase, c)] = run_phase(
+                            phase, c, args.requests, args.time_cap, args.warmup, worker
+                        )
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
-    text = report(args, info, os_version, dim, spec, seeded, phases, queries[0])
+    text = report(args, infos, os_version, dim, spec, seeded, phases, queries[0])
     text += f"Total run time: {time.perf_counter() - started:.0f} s.\n"
     print("\n" + text)
     args.out.mkdir(parents=True, exist_ok=True)
