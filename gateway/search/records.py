@@ -150,6 +150,24 @@ def read_records(response: Mapping[str, Any], config: EngineConfig) -> RecordPag
     return RecordPage(records=records, total=int(count))
 
 
+def read_bulk_outcomes(response: Mapping[str, Any], op: str) -> dict[str, WriteOutcome]:
+    """Per-id outcomes of a ``_bulk`` of ``op`` actions (``update``/``delete``): 404 is
+    ``not_found``, another error ``failed`` with OpenSearch's reason."""
+    outcomes: dict[str, WriteOutcome] = {}
+    for item in response.get("items", []):
+        result = item.get(op, {})
+        doc_id = str(result.get("_id"))
+        status = int(result.get("status", 500))
+        if status == 404:
+            outcomes[doc_id] = WriteOutcome(doc_id, "not_found", "records not found")
+        elif status >= 300:
+            reason = str((result.get("error") or {}).get("reason", f"{op} failed"))
+            outcomes[doc_id] = WriteOutcome(doc_id, "failed", reason)
+        else:
+            outcomes[doc_id] = WriteOutcome(doc_id, "written")
+    return outcomes
+
+
 def read_mget(
     response: Mapping[str, Any], ids: Sequence[str], config: EngineConfig
 ) -> dict[str, StoredRecord]:

@@ -19,6 +19,7 @@ from gateway.search.records import (
     delete_body,
     find_body,
     random_body,
+    read_bulk_outcomes,
     read_mget,
     read_records,
     read_size,
@@ -104,17 +105,7 @@ class RecordOps(ServiceCore):
             response: dict[str, Any] = await self._backend(
                 lambda: self.client.bulk(body=actions, refresh=True)
             )
-            for item in response.get("items", []):
-                op = item.get("update", {})
-                doc_id = str(op.get("_id"))
-                status = int(op.get("status", 500))
-                if status == 404:
-                    outcomes[doc_id] = WriteOutcome(doc_id, "not_found", "records not found")
-                elif status >= 300:
-                    reason = str((op.get("error") or {}).get("reason", "update failed"))
-                    outcomes[doc_id] = WriteOutcome(doc_id, "failed", reason)
-                else:
-                    outcomes[doc_id] = WriteOutcome(doc_id, "written")
+            outcomes.update(read_bulk_outcomes(response, "update"))
         return [outcomes[doc_id] for doc_id, _ in updates]
 
     async def delete(self, engine: EngineRuntime, ids: Sequence[str]) -> list[WriteOutcome]:
@@ -125,18 +116,7 @@ class RecordOps(ServiceCore):
         response: dict[str, Any] = await self._backend(
             lambda: self.client.bulk(body=actions, refresh=True)
         )
-        outcomes: dict[str, WriteOutcome] = {}
-        for item in response.get("items", []):
-            op = item.get("delete", {})
-            doc_id = str(op.get("_id"))
-            status = int(op.get("status", 500))
-            if status == 404:
-                outcomes[doc_id] = WriteOutcome(doc_id, "not_found", "records not found")
-            elif status >= 300:
-                reason = str((op.get("error") or {}).get("reason", "delete failed"))
-                outcomes[doc_id] = WriteOutcome(doc_id, "failed", reason)
-            else:
-                outcomes[doc_id] = WriteOutcome(doc_id, "written")
+        outcomes = read_bulk_outcomes(response, "delete")
         return [outcomes[i] for i in ids]
 
     async def delete_where(self, engine: EngineRuntime, tree: FilterTree | None) -> int:

@@ -10,7 +10,7 @@ import pytest
 from gateway.dialects.ximilar import params as p
 from gateway.dialects.ximilar import response as r
 from gateway.search.model import ID_FIELD, ImageQuery, ImageUrlQuery, ItemQuery, NearDuplicate
-from gateway.search.records import NewRecord, StoredRecord, WriteOutcome
+from gateway.search.records import NewRecord, StoredRecord, WriteOutcome, read_bulk_outcomes
 from imgsearch.engine_config import EngineConfig
 from imgsearch.errors import InvalidRequest, MissingFields
 
@@ -155,3 +155,19 @@ def test_error_body_shape() -> None:
         "status": {"code": 404, "text": "collection not found"},
         "statistics": {"OperationTime": 0},
     }
+
+
+def test_bulk_outcomes_per_id() -> None:
+    response = {
+        "items": [
+            {"delete": {"_id": "a", "status": 200}},
+            {"delete": {"_id": "b", "status": 404}},
+            {"delete": {"_id": "c", "status": 429, "error": {"reason": "too many requests"}}},
+        ]
+    }
+    outcomes = read_bulk_outcomes(response, "delete")
+    assert [(o.id, o.status, o.reason) for o in outcomes.values()] == [
+        ("a", "written", None),
+        ("b", "not_found", "records not found"),
+        ("c", "failed", "too many requests"),
+    ]
