@@ -23,6 +23,7 @@ from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.images import decode_image
 from imgsearch.mapping import build_index_body
+from tests.fixtures_clip import tiny_clip_spec
 
 BRANDS = ["Acme", "Borealis", "Cobalt", "Dune", "Ember", "Fjord"]
 SIZES = ["XS", "S", "M", "L", "XL"]
@@ -56,15 +57,7 @@ def engine_config(hashid: str, alias: str, checkpoint: Path, **gateway: Any) -> 
                 "in_stock": {"type": "boolean", "facet": True},
                 "product": {"type": "keyword"},
             },
-            "vectors": {
-                "clip": {
-                    "embedder": "clip",
-                    "model": "imgsearch-tiny",
-                    "pretrained": None,
-                    "checkpoint": str(checkpoint),
-                    "device": "cpu",
-                }
-            },
+            "vectors": {"clip": tiny_clip_spec(checkpoint)},
             "result_fields": {"title": "title", "url": "url", "image_url": "image_url"},
             "gateway": {"k": POOL_K, **gateway},
         }

@@ -26,6 +26,7 @@ from gateway.settings import GatewaySettings
 from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.mapping import build_index_body
+from tests.fixtures_clip import tiny_clip_spec
 
 pytestmark = pytest.mark.integration
 
@@ -116,8 +117,7 @@ def fuzz_client(
             "fields": {"brand": {"type": "keyword", "facet": True}, "price": {"type": "number"},
                        "tags": {"type": "keyword"}, "category": {"type": "keyword"}},
             "vectors": {
-                "clip": {"embedder": "clip", "model": "imgsearch-tiny", "pretrained": None,
-                         "checkpoint": str(tiny_clip_checkpoint), "device": "cpu"},
+                "clip": tiny_clip_spec(tiny_clip_checkpoint),
                 "phash": {"embedder": "phash"},
             },
             "gateway": {"tokens": [TOKEN], "k": 50},

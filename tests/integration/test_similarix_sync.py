@@ -30,6 +30,7 @@ from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.images import decode_image
 from imgsearch.sources import collection_uuid, file_uuid
+from tests.fixtures_clip import tiny_clip_spec
 from tests.ports import free_port
 from tests.tolerance import assert_same_vector, ranking_problems, tie_runs
 
@@ -46,8 +47,7 @@ def _engine(hashid: str, checkpoint: Path, source: dict[str, Any]) -> EngineConf
             "hashid": hashid,
             "alias": f"it-{hashid}",
             "vectors": {
-                "clip": {"embedder": "clip", "model": "imgsearch-tiny", "pretrained": None,
-                         "checkpoint": str(checkpoint), "device": "cpu"},
+                "clip": tiny_clip_spec(checkpoint),
             },
             "gateway": {"tokens": [TOKEN]},
             "source": source,

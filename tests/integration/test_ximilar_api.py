@@ -35,6 +35,7 @@ from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.images import decode_image
 from imgsearch.mapping import build_index_body
+from tests.fixtures_clip import tiny_clip_spec
 from tests.reference_search import matches
 from tests.tolerance import assert_same_vector, ranking_problems, tie_runs
 
@@ -61,13 +62,7 @@ def _config(alias: str, checkpoint: Path) -> EngineConfig:
                 "in_stock": {"type": "boolean"},
             },
             "vectors": {
-                "clip": {
-                    "embedder": "clip",
-                    "model": "imgsearch-tiny",
-                    "pretrained": None,
-                    "checkpoint": str(checkpoint),
-                    "device": "cpu",
-                },
+                "clip": tiny_clip_spec(checkpoint),
                 "phash": {"embedder": "phash"},
             },
             "gateway": {"tokens": [TOKEN]},
