@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opensearchpy import OpenSearch
 from PIL import Image
 
@@ -487,3 +489,48 @@ def test_access_follows_the_engine(world: World) -> None:
     assert "POST" in preflight.headers["access-control-allow-methods"]
     stranger = world.client.options(url, headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in stranger.headers
+
+
+# ---------------------------------------------------------------- no input gives a 5xx
+
+FLOW_KEYS = ["id", "url", "base64", "color", "fq", "q", "rows", "start", "fl", "sort", "wt",
+             "echoParams", "facet", "nope"]  # fmt: skip
+FLOW_VALUES = st.one_of(
+    st.text(max_size=16),
+    st.sampled_from([
+        "", "*:*", "category:dress", "price:[100 TO *]", "price:[* TO", "brand:(acme OR x)",
+        "-brand:acme", "in_stock:true", "color_isolated:true", "#0a7e8c:0.7,#fff:0.3", "#fff",
+        "#12", "nan", "-1", "0", "1e9", "999999999999", "price asc", "score asc", "id,score",
+        "color_*", "*", "json", "xml", "true", "aGVsbG8=", "http://127.0.0.1:9/x.jpg",
+        "dress-00000000", "{!frange}x", "\u0000",
+    ]),
+)  # fmt: skip
+FLOW_PARAMS = st.lists(st.tuples(st.sampled_from(FLOW_KEYS), FLOW_VALUES), max_size=6)
+
+
+def test_no_input_gives_a_5xx(world: World) -> None:
+    item = sorted(world.docs)[9]
+
+    @settings(
+        max_examples=80,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(pairs=FLOW_PARAMS, with_item=st.booleans(), post=st.booleans())
+    def check(pairs: list[tuple[str, str]], with_item: bool, post: bool) -> None:
+        params = [("id", item), *pairs] if with_item else pairs
+        url = "/api/cores/flowcol/image"
+        response = (
+            world.client.post(url, data=dict(params))
+            if post
+            else world.client.get(url, params=params)
+        )
+        assert response.status_code < 500, (params, response.text[:300])
+        body = response.json()
+        if response.status_code >= 400:
+            _solr_error(body, response.status_code, "")
+        else:
+            assert body["responseHeader"]["status"] == 0 and "docs" in body["response"]
+
+    check()

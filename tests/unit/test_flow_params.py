@@ -268,6 +268,7 @@ _ERRORS: dict[str, e.ImgSearchError] = {
     "embed": e.EmbeddingFailed("CUDA out of memory"),
     "slow": e.BackendTimeout("search backend timed out"),
     "down": e.BackendUnavailable("search backend unavailable"),
+    "big": e.PayloadTooLarge("Image too large"),
 }
 
 
@@ -278,7 +279,7 @@ async def fails(what: str) -> None:
 
 @pytest.mark.parametrize(
     ("what", "status"),
-    [("bad", 400), ("engine", 404), ("embed", 500), ("slow", 503), ("down", 503)],
+    [("bad", 400), ("engine", 404), ("embed", 500), ("slow", 503), ("down", 503), ("big", 400)],
 )
 def test_errors_in_solr_shape_with_solr_statuses(what: str, status: int) -> None:
     toy = Dialect("flow", router, "/api/cores/", error_body=error_body, statuses=SOLR_STATUSES)

@@ -31,8 +31,9 @@ from imgsearch.engine_config import EngineConfig
 # Stored fields that are bookkeeping or internal structure, not catalog data.
 HIDDEN_FIELDS = frozenset({"content_hash", "indexed_at", "id_md5", "palette"})
 SOLR_EXCEPTION = "org.apache.solr.common.SolrException"
-# Our statuses Solr does not use → the one Solr answers in that case.
-SOLR_STATUSES = {424: 500, 504: 503}
+# Our statuses Solr does not use → the one Solr answers in that case (an image over the byte
+# cap: Solr's upload-limit error is a 400).
+SOLR_STATUSES = {413: 400, 424: 500, 504: 503}
 
 
 def format_doc(hit: Hit, params: FlowParams, config: EngineConfig) -> dict[str, Any]:
