@@ -37,6 +37,7 @@ from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.images import decode_image
 from indexer.runner import IndexOptions, index_feed
+from tests.fixtures_clip import tiny_clip_spec
 from tests.tolerance import SCORE_ATOL, assert_same_vector, ranking_problems, tie_runs
 
 pytestmark = pytest.mark.integration
@@ -52,15 +53,7 @@ Predicate = Callable[[Doc], bool]
 
 
 def _config(hashid: str, checkpoint: Path, *, colour: bool = True, **gateway: Any) -> EngineConfig:
-    vectors: dict[str, Any] = {
-        "clip": {
-            "embedder": "clip",
-            "model": "imgsearch-tiny",
-            "pretrained": None,
-            "checkpoint": str(checkpoint),
-            "device": "cpu",
-        }
-    }
+    vectors: dict[str, Any] = {"clip": tiny_clip_spec(checkpoint)}
     if colour:
         vectors["color"] = {"embedder": "color"}
     return EngineConfig.model_validate(
