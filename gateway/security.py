@@ -53,6 +53,19 @@ def cors_headers(origin: str | None) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
+def preflight_headers(spec: GatewaySpec, origin: str | None) -> dict[str, str]:
+    """CORS preflight answer headers: only for an origin the engine accepts (else none)."""
+    allowed = authorize(spec, None, origin) if origin else None
+    if not allowed:
+        return {}
+    return {
+        **cors_headers(allowed),
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": "600",
+    }
+
+
 def authorize_write(spec: GatewaySpec, authorization: str | None) -> None:
     """Writes need a server token, always: an engine without tokens is read-only."""
     if not spec.tokens:

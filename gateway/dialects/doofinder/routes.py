@@ -33,7 +33,7 @@ from gateway.engines import EngineRuntime
 from gateway.json_response import FastJSONResponse
 from gateway.search.color_query import with_colors
 from gateway.search.model import Query, SearchRequest, SearchResult
-from gateway.security import authorize, cors_headers
+from gateway.security import authorize, cors_headers, preflight_headers
 from gateway.service import CatalogService, Timings
 from imgsearch.errors import (
     EmbeddingFailed,
@@ -148,19 +148,8 @@ def _respond(
 async def preflight(hashid: str, path: str, request: Request, service: Service) -> Response:
     """CORS preflight: allowed only for origins the engine accepts."""
     engine = service.engine(hashid)
-    origin = request.headers.get("origin")
-    allowed = authorize(engine.config.gateway, None, origin) if origin else None
-    response = Response(status_code=204)
-    if allowed:
-        response.headers.update(
-            {
-                **cors_headers(allowed),
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type",
-                "Access-Control-Max-Age": "600",
-            }
-        )
-    return response
+    headers = preflight_headers(engine.config.gateway, request.headers.get("origin"))
+    return Response(status_code=204, headers=headers)
 
 
 DIALECT = Dialect(

@@ -23,7 +23,7 @@ from gateway.dialects.flow.response import SOLR_STATUSES, error_body, format_res
 from gateway.json_response import FastJSONResponse
 from gateway.search.color_query import with_colors
 from gateway.search.model import ID_FIELD, ImageQuery, ImageUrlQuery, ItemQuery, Query
-from gateway.security import authorize, cors_headers
+from gateway.security import authorize, cors_headers, preflight_headers
 from imgsearch.errors import FeatureDisabled, InvalidRequest
 from imgsearch.images import image_bytes_from_base64
 
@@ -125,19 +125,8 @@ for _method in ("GET", "POST"):
 async def preflight(collection: str, request: Request, service: Service) -> Response:
     """CORS preflight: allowed only for origins the engine accepts."""
     engine = service.engine(collection)
-    origin = request.headers.get("origin")
-    allowed = authorize(engine.config.gateway, None, origin) if origin else None
-    response = Response(status_code=204)
-    if allowed:
-        response.headers.update(
-            {
-                **cors_headers(allowed),
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Authorization, Content-Type",
-                "Access-Control-Max-Age": "600",
-            }
-        )
-    return response
+    headers = preflight_headers(engine.config.gateway, request.headers.get("origin"))
+    return Response(status_code=204, headers=headers)
 
 
 DIALECT = Dialect(
