@@ -113,7 +113,7 @@ def test_every_dialect_folder_is_mounted_under_its_prefix() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["index", "versions", "rollback", "duplicates", "serve", "insert"]
+    "command", ["index", "versions", "rollback", "duplicates", "serve", "insert", "export-onnx"]
 )
 def test_imgsearch_keeps_its_subcommands(command: str) -> None:
     args = {"index": ["feed.jsonl", "--engine", "e.yaml"], "serve": []}.get(
