@@ -1,4 +1,4 @@
-"""The gateway's ``imgsearch`` subcommands: ``serve`` and ``duplicates``.
+"""The gateway's ``imgsearch`` subcommands: ``serve`` and ``duplicates`` (``dupes_cli.py``).
 
 Registered through the ``imgsearch.commands`` entry points in ``pyproject.toml``.
 """
@@ -6,15 +6,12 @@ Registered through the ``imgsearch.commands`` entry points in ``pyproject.toml``
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydantic import ValidationError
 
-from imgsearch.cli_options import add_engine_options, opensearch_url
 from imgsearch.errors import ImgSearchError
 
 
@@ -59,51 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def add_duplicates_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "duplicates",
-        help="list indexed items that are near-copies of a photo (perceptual hash)",
-        description=(
-            "Compute the photo's 64-bit perceptual hash and list the engine's items within "
-            "--max-distance differing bits (0 = same picture; resized or recompressed copies "
-            "are usually within 6)."
-        ),
-    )
-    parser.add_argument("photo", help="image path or http(s) URL")
-    add_engine_options(parser)
-    parser.add_argument("--max-distance", type=int, default=6, metavar="BITS")
-    parser.add_argument("--size", type=int, default=20, help="at most this many items")
-    parser.set_defaults(handler=run_duplicates)
+    """``duplicates`` lives in ``gateway.dupes_cli``; the entry point names it here."""
+    from gateway.dupes_cli import add_parser
 
-
-def run_duplicates(args: argparse.Namespace) -> int:
-    """Near-copies through the same neutral service the HTTP dialects use."""
-    from gateway.search.model import ImageQuery
-    from gateway.service import CatalogService
-    from gateway.settings import GatewaySettings
-    from imgsearch.engine_config import load_engine_config
-    from imgsearch.image_fetch import fetch_image_bytes
-
-    try:
-        config = load_engine_config(args.engine)
-        service = CatalogService.create(
-            GatewaySettings(opensearch_url=opensearch_url(args)), {config.hashid: config}
-        )
-        try:
-            # The operator's own photo: a local path is fine here, unlike for HTTP clients.
-            data = fetch_image_bytes(args.photo, service.limits)
-            search = functools.partial(
-                service.near_duplicates,
-                service.engine(config.hashid),
-                ImageQuery(data),
-                max_distance=args.max_distance,
-                size=args.size,
-            )
-            found = anyio.run(search)
-        finally:
-            service.close()
-    except ImgSearchError as exc:
-        print(f"error: {exc.message}")
-        return 2
-    for item in found:
-        print(f"{item.distance:3d}  {item.id}")
-    return 0 if found else 1
+    add_parser(subparsers)

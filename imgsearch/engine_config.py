@@ -75,7 +75,21 @@ class ColorSpec(_Strict):
 
 
 class PhashSpec(_Strict):
+    """Near-duplicate signatures, and the thresholds the near-duplicate search applies.
+
+    A query's probes (crops and mirror of the query) are compared with each item's stored box
+    hashes: items within ``max_distance`` bits are candidates (the default radius of
+    ``imgsearch duplicates`` and of API calls without one); a candidate is a near-duplicate
+    when the aligned detail correlation is at least ``min_similarity``. ``pairs_max_distance``
+    is the radius of the all-pairs search (``imgsearch duplicates --all``), whose cost grows
+    steeply with it.
+    Measured in ``bench/near_duplicates.py``; see docs/indexer.md.
+    """
+
     embedder: Literal["phash"] = "phash"
+    max_distance: Annotated[int, Field(ge=0, le=32)] = 8
+    min_similarity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.86
+    pairs_max_distance: Annotated[int, Field(ge=0, le=12)] = 4
 
 
 # Normal fields an embedder adds to every document (see ``Embedder.extra_fields``).

@@ -3,8 +3,9 @@
 - ``knn_cosine`` (lucene ``cosinesimil``): OpenSearch scores ``(1 + cos) / 2``. Distance is
   the Euclidean distance between the L2-normalised embeddings, ``sqrt(2 - 2 cos)``, in
   [0, 2]: 0 for the same picture, ~1.41 for unrelated ones.
-- ``hamming_long`` (``hammingbit``): OpenSearch scores ``1 / (1 + bits)``; distance is the
-  number of differing bits of the 64-bit perceptual hashes.
+- ``dup_signature`` (near-duplicates, ``dsl.near_duplicates_body``): the script scores
+  ``64 - bits``; distance is the number of differing bits between the item's closest stored
+  box hash and the query's closest probe (``imgsearch.dupes``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def score_from_distance(distance: float) -> float:
     return (1.0 + cosine) / 2.0
 
 
-def hamming_distance_from_score(score: float) -> int:
-    """The k-NN plugin scores ``hammingbit`` as ``1 / (1 + distance)``."""
-    return round(1.0 / score - 1)
+def hash_bits_from_score(score: float) -> int:
+    """Bits from the near-duplicate script's score ``64 - bits``."""
+    return round(64.0 - score)
+
+
+def score_from_hash_bits(bits: int) -> float:
+    """The ``min_score`` keeping items within ``bits`` (half a bit of slack for float32)."""
+    return 64.0 - bits - 0.5

@@ -18,8 +18,10 @@ Plan of one search (``read_msearch`` in ``results.py`` reads it back in the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from gateway.search.distances import score_from_hash_bits
 from gateway.search.model import (
     ID_FIELD,
     And,
@@ -296,41 +298,42 @@ def item_lookup_body(field: str, value: str) -> dict[str, Any]:
     return {"query": {"term": {field: value}}, "size": 1}
 
 
+# The fewest bits between a stored hash (centre, whole) and any probe, scored ``64 - bits``.
+NEAR_DUPLICATES_SCRIPT = (
+    "long c = doc[params.centre].value; long w = doc[params.whole].value; int best = 64; "
+    "for (def p : params.probes) { long v = (long) p; "
+    "best = (int) Math.min(best, Math.min(Long.bitCount(c ^ v), Long.bitCount(w ^ v))); } "
+    "return 64 - best;"
+)
+
+
 def near_duplicates_body(
     field: str,
-    phash: int,
+    probes: Sequence[int],
     *,
     size: int,
-    max_distance: int | None = None,
+    max_distance: int,
     tree: FilterTree | None = None,
     config: EngineConfig | None = None,
 ) -> dict[str, Any]:
-    """Exact Hamming search over a perceptual-hash ``long`` field (k-NN ``hammingbit``).
+    """Items with a stored hash (``<field>.centre``/``.whole``) within ``max_distance`` of a probe.
 
-    The k-NN plugin scores ``1 / (1 + distance)``; ``max_distance`` becomes ``min_score``.
-    Only documents passing ``tree`` (with its ``config``) are scored.
+    Exact: a painless script compares every probe (the query's crops, see
+    ``imgsearch.dupes.hashes``) with every item passing ``tree`` (with its ``config``);
+    ``score_from_hash_bits`` turns the bound into ``min_score``. The stored signature comes
+    back in ``_source`` for the second stage.
     """
-    candidates: dict[str, Any] = {"exists": {"field": field}}
+    hashed = {"centre": f"{field}.centre", "whole": f"{field}.whole"}
+    candidates: dict[str, Any] = {"exists": {"field": hashed["centre"]}}
     if tree is not None:
         if config is None:
             raise ValueError("a filter tree needs the engine config")
         candidates = {"bool": {"filter": [candidates, filter_to_dsl(tree, config)]}}
-    body: dict[str, Any] = {
+    script = {"source": NEAR_DUPLICATES_SCRIPT, "params": {**hashed, "probes": list(probes)}}
+    return {
         "size": size,
-        "_source": {"includes": ["id", field]},
-        "query": {
-            "script_score": {
-                "query": candidates,
-                "script": {
-                    "source": "knn_score",
-                    "lang": "knn",
-                    "params": {"field": field, "query_value": phash, "space_type": "hammingbit"},
-                },
-            }
-        },
+        "_source": {"includes": [ID_FIELD, field]},
+        "query": {"script_score": {"query": candidates, "script": script}},
+        "min_score": score_from_hash_bits(max_distance),
         "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
     }
-    if max_distance is not None:
-        # Scores are float32; a hair under the exact bound keeps distance == max_distance in.
-        body["min_score"] = 1.0 / (1 + max_distance) - 1e-6
-    return body

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from gateway.search.distances import hamming_distance_from_score
+from gateway.search.distances import hash_bits_from_score
 from gateway.search.dsl import FACET_AGG, SELECTED_AGG, rankings_per_pool
 from gateway.search.fusion import reciprocal_rank_fusion
 from gateway.search.model import (
@@ -19,7 +19,6 @@ from gateway.search.model import (
     FacetRequest,
     FacetResult,
     Hit,
-    NearDuplicate,
     Range,
     RangeFacetResult,
     Scalar,
@@ -325,13 +324,14 @@ def boost_by_terms(hits: Sequence[Hit], boost: TermsBoost) -> list[Hit]:
     return sorted(rescored, key=lambda hit: (-hit.score, hit.id))
 
 
-def read_near_duplicates(response: dict[str, Any]) -> tuple[NearDuplicate, ...]:
-    """A ``near_duplicates_body`` search response → items with their Hamming distance."""
+def read_near_duplicate_candidates(
+    response: dict[str, Any], field: str
+) -> list[tuple[str, int, object]]:
+    """A ``near_duplicates_body`` response → (id, bits, stored signature) per candidate."""
     _check(response)
-    return tuple(
-        NearDuplicate(
-            id=str(hit.get("_source", {}).get(ID_FIELD, hit["_id"])),
-            distance=hamming_distance_from_score(hit["_score"]),
-        )
-        for hit in response.get("hits", {}).get("hits", [])
-    )
+    out = []
+    for hit in response.get("hits", {}).get("hits", []):
+        source = hit.get("_source", {})
+        item_id = str(source.get(ID_FIELD, hit["_id"]))
+        out.append((item_id, hash_bits_from_score(hit["_score"]), source.get(field)))
+    return out

@@ -1,4 +1,7 @@
-"""Neutral read operations that rank by similarity: k-NN search, near-duplicates, health."""
+"""Neutral read operations that rank by similarity: k-NN search, radius search, health.
+
+Near-duplicates live beside them in ``dupe_ops.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +11,28 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from anyio import to_thread
 
 from gateway.engines import EngineRuntime
-from gateway.search.dsl import build_msearch, near_duplicates_body, radius_body
-from gateway.search.hamming_pairs import near_pairs
+from gateway.search.dsl import build_msearch, radius_body
 from gateway.search.model import (
-    ID_FIELD,
-    FilterTree,
-    ImageQuery,
-    ImageUrlQuery,
-    ItemQuery,
-    MultiQuery,
-    NearDuplicate,
     Query,
     SearchRequest,
     SearchResult,
     SingleQuery,
     TextQuery,
 )
-from gateway.search.records import after_body
-from gateway.search.results import collapse_hits, read_hits, read_msearch, read_near_duplicates
-from gateway.service.core import ServiceCore
+from gateway.search.results import collapse_hits, read_hits, read_msearch
+from gateway.service.dupe_ops import DupeOps
 from gateway.service.timings import Timings
 from imgsearch.embedders.base import TextEmbedder
-from imgsearch.engine_config import EngineConfig
 from imgsearch.errors import (
-    ConfigError,
     FeatureDisabled,
     ImgSearchError,
-    InvalidRequest,
     MissingFields,
 )
 
-PAIRS_SCAN_PAGE = 5_000
 
-
-class SearchOps(ServiceCore):
+class SearchOps(DupeOps):
     async def search(
         self, engine: EngineRuntime, query: Query | None, request: SearchRequest, timings: Timings
     ) -> SearchResult:
@@ -155,71 +143,6 @@ class SearchOps(ServiceCore):
         request = await self._with_rerank(engine, request, found.scale, timings)
         return replace(request, vector=found.vector, exclude_ids=excluded), found.scale
 
-    async def near_duplicates(
-        self,
-        engine: EngineRuntime,
-        query: ImageQuery | ImageUrlQuery | ItemQuery,
-        *,
-        max_distance: int,
-        size: int,
-        tree: FilterTree | None = None,
-        timings: Timings | None = None,
-    ) -> tuple[NearDuplicate, ...]:
-        """Items whose perceptual hash is within ``max_distance`` bits of the query's."""
-        field = phash_field(engine.config)
-        await self._ensure_index_matches(engine, field)
-        self_id: str | None = None
-        if isinstance(query, ItemQuery):
-            self_id, value = await self._stored_value(engine, query, field)
-        elif isinstance(query, MultiQuery):
-            raise InvalidRequest("near-duplicates take one query image")
-        else:
-            found = await self._query_vector(engine, query, field, timings or self.timings())
-            value = engine.embedder(field).field_value(np.asarray(found.vector, dtype=np.float32))
-        if not isinstance(value, int):
-            raise ConfigError(f"Field {field!r} does not hold a perceptual hash")
-        body = near_duplicates_body(
-            field, value, size=size, max_distance=max_distance, tree=tree, config=engine.config
-        )
-        response: dict[str, Any] = await self._backend(
-            lambda: self.client.search(index=engine.config.alias, body=body)
-        )
-        hits = read_near_duplicates(response)
-        if isinstance(query, ItemQuery) and query.exclude_self:
-            hits = tuple(hit for hit in hits if hit.id != self_id)
-        return hits
-
-    async def near_duplicate_pairs(
-        self, engine: EngineRuntime, *, max_distance: int, tree: FilterTree | None = None
-    ) -> list[tuple[str, str, int]]:
-        """Every pair of items within ``max_distance`` bits, closest first (exact)."""
-        field = phash_field(engine.config)
-        await self._ensure_index_matches(engine, field)
-        ids: list[str] = []
-        hashes: list[int] = []
-        after: str | None = None
-        while True:
-            body = after_body(tree, engine.config, size=PAIRS_SCAN_PAGE, after=after)
-            body["_source"] = [ID_FIELD, field]
-            body["query"] = {"bool": {"filter": [body["query"], {"exists": {"field": field}}]}}
-            hits = await self._hits_page(engine.config.alias, body)
-            for hit in hits:
-                source = hit.get("_source") or {}
-                ids.append(str(source.get(ID_FIELD, hit["_id"])))
-                hashes.append(int(source[field]))
-            if len(hits) < PAIRS_SCAN_PAGE:
-                break
-            after = ids[-1]
-        pairs = await to_thread.run_sync(near_pairs, hashes, max_distance)
-        return [(ids[i], ids[j], distance) for i, j, distance in pairs]
-
-    async def _hits_page(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        response: dict[str, Any] = await self._backend(
-            lambda: self.client.search(index=index, body=body)
-        )
-        hits: list[dict[str, Any]] = response.get("hits", {}).get("hits", [])
-        return hits
-
     async def health(self) -> dict[str, Any]:
         """The cluster's status and, per engine, whether its alias exists."""
 
@@ -242,11 +165,3 @@ def _rescaled(result: SearchResult, scale: float) -> SearchResult:
         return result
     hits = tuple(replace(h, score=(1.0 + (2.0 * h.score - 1.0) * scale) / 2.0) for h in result.hits)
     return replace(result, hits=hits)
-
-
-def phash_field(config: EngineConfig) -> str:
-    """The engine's perceptual-hash vector field (near-duplicates need one)."""
-    fields = [name for name, spec in config.vectors.items() if spec.embedder == "phash"]
-    if not fields:
-        raise FeatureDisabled(f"Engine {config.hashid!r} has no phash vector field")
-    return fields[0]

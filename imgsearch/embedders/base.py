@@ -11,7 +11,7 @@ import numpy.typing as npt
 from PIL import Image
 
 # How a vector field is stored and compared in OpenSearch (see mappings/).
-Storage = Literal["knn_cosine", "hamming_long"]
+Storage = Literal["knn_cosine", "hamming_long", "dup_signature"]
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def test_other_embedders_are_refused_until_rebuild(
     assert summary.ok and summary.alias_moved and summary.index == f"{alias}_v2"
     assert aliased(os_client, alias) == [f"{alias}_v2"]
     hit = os_client.search(index=alias, body={"size": 1})["hits"]["hits"][0]["_source"]
-    assert isinstance(hit["phash"], int)
+    assert isinstance(hit["phash"]["centre"], int) and hit["phash"]["thumb"]
     # Normal runs now write into v2 and find nothing to do.
     again = index_feed(
         feed, config, os_client, IndexOptions(pipeline=SETTINGS), embedders=fast_embedders

@@ -133,7 +133,7 @@ def test_folder_feed_counts_report_and_unchanged_rerun(
 
     doc = os_client.get(index=config.alias, id=lines[0]["id"])["_source"]
     assert len(doc["clip"]) == clip_embedders["clip"].info.dim
-    assert isinstance(doc["phash"], int) and doc["colors"] and doc["palette"]
+    assert isinstance(doc["phash"]["centre"], int) and doc["colors"] and doc["palette"]
     assert doc["category"] == lines[0]["id"].split("/")[0]
 
     writes = index_writes(os_client, summary.index)

@@ -30,9 +30,11 @@ from PIL import Image
 from gateway.app import create_app
 from gateway.search.mongo_filter import parse_mongo_filter
 from gateway.settings import GatewaySettings
-from imgsearch.embedders.phash import hamming
+from imgsearch.dupes.hashes import probes
+from imgsearch.dupes.match import compare
+from imgsearch.dupes.match import stored as stored_signature
 from imgsearch.embedders.registry import build_embedders
-from imgsearch.engine_config import EngineConfig
+from imgsearch.engine_config import EngineConfig, PhashSpec
 from imgsearch.images import decode_image
 from imgsearch.mapping import build_index_body
 from tests.fixtures_clip import tiny_clip_spec
@@ -366,12 +368,15 @@ def test_ximilar_collection_end_to_end(
         and refused["skipped_records"][0]["_reason"]["answer_records"]
     )
     pairs = call(client, "allNearDupPairs", {"radius": 6})
-    hashes = {i: int(d["phash"]) for i, d in docs.items()}
-    ids_sorted = sorted(hashes)
-    want_pairs = {
-        (a, b) for x, a in enumerate(ids_sorted) for b in ids_sorted[x + 1 :]
-        if hamming(hashes[a], hashes[b]) <= 6
-    }  # fmt: skip
+    # Brute force: a pair is one when either photo, as a query, finds the other.
+    signatures = {i: stored_signature(d["phash"]) for i, d in docs.items()}
+    want_pairs = set()
+    for a, item_a in signatures.items():
+        query_probes = probes(item_a.signature)
+        for b, item_b in signatures.items():
+            match = compare(item_a.signature, query_probes, item_b, 6)
+            if a != b and match is not None and match.similarity >= PhashSpec().min_similarity:
+                want_pairs.add((min(a, b), max(a, b)))
     got_pairs = {tuple(sorted((p["_id_1"], p["_id_2"]))) for p in pairs["answer_pairs"]}
     assert got_pairs == want_pairs
 

@@ -22,6 +22,7 @@ PURE_MODULES = [
     "gateway.search.fusion",
     "gateway.search.distances",
     "gateway.search.hamming_pairs",
+    "gateway.search.dupe_pairs",
     "gateway.search.mongo_filter",
     "gateway.search.solr_filter",
     "gateway.dialects.similarix.response",

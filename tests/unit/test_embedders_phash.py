@@ -1,4 +1,4 @@
-"""PhashEmbedder: bit layout, int64 packing, and robustness on real clothing photos."""
+"""PhashEmbedder (v2 signatures) and the classic pHash: layout, int64 packing, robustness."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from imgsearch.dupes.hashes import dct_matrix, stored_hashes
+from imgsearch.dupes.signature import SIDE, from_row, from_text, signature
 from imgsearch.embedders.base import Embedder
 from imgsearch.embedders.phash import (
     PhashEmbedder,
-    _dct_matrix,
     bits_to_long,
     hamming,
     long_to_bits,
+    phash_bits,
 )
 from imgsearch.images import ImageLimits, decode_image
 
@@ -42,30 +44,41 @@ def altered(image: Image.Image) -> Image.Image:
 
 def test_info_and_protocol() -> None:
     assert isinstance(EMBEDDER, Embedder)
-    assert (EMBEDDER.info.dim, EMBEDDER.info.storage) == (64, "hamming_long")
+    assert (EMBEDDER.info.dim, EMBEDDER.info.storage) == (SIDE * SIDE, "dup_signature")
+    assert EMBEDDER.info.version.endswith("/v2")
 
 
-def test_bits_shape_and_values(photos: list[Image.Image]) -> None:
-    bits = EMBEDDER.embed_images(photos)
-    assert bits.shape == (12, 64) and bits.dtype == np.float32
-    assert set(np.unique(bits)) <= {0.0, 1.0}
-    assert EMBEDDER.embed_images([]).shape == (0, 64)
-    assert EMBEDDER.extra_fields(photos[0]) == {}
-
-
-def test_deterministic_and_batch_equals_single(photos: list[Image.Image]) -> None:
-    batched = EMBEDDER.embed_images(photos)
+def test_rows_are_thumbnails_and_batch_equals_single(photos: list[Image.Image]) -> None:
+    rows = EMBEDDER.embed_images(photos)
+    assert rows.shape == (12, SIDE * SIDE) and rows.dtype == np.float32
+    assert rows.min() >= 0 and rows.max() <= 255 and np.array_equal(rows, np.rint(rows))
     singles = np.concatenate([EMBEDDER.embed_images([photo]) for photo in photos])
-    # The batched DCT is another matrix product than the single one: a coefficient within
-    # float64 rounding (~1e-12) of the median could flip its bit on some CPU. Allow one bit.
-    flips = (batched != singles).sum(axis=1)
-    assert flips.max() <= 1, flips
-    assert flips.sum() <= 1, "more than a freak rounding case"
-    np.testing.assert_array_equal(EMBEDDER.embed_images(photos), batched)
+    np.testing.assert_array_equal(rows, singles)
+    assert EMBEDDER.embed_images([]).shape == (0, SIDE * SIDE)
+    assert EMBEDDER.extra_fields(photos[0]) == {}
+    for row, photo in zip(rows, photos, strict=True):
+        np.testing.assert_array_equal(from_row(row).thumb, signature(photo).thumb)
+
+
+def test_field_value_holds_the_box_hashes_and_the_thumbnail(photos: list[Image.Image]) -> None:
+    for row in EMBEDDER.embed_images(photos[:4]):
+        value = EMBEDDER.field_value(row)
+        assert isinstance(value, dict) and set(value) == {"centre", "whole", "thumb"}
+        thumb = from_text(value["thumb"]).thumb
+        np.testing.assert_array_equal(thumb, from_row(row).thumb)
+        assert [value["centre"], value["whole"]] == stored_hashes(thumb[None])[0].tolist()
+        assert all(-(2**63) <= value[key] < 2**63 for key in ("centre", "whole"))
+
+
+def test_classic_phash_bits_shape_and_values(photos: list[Image.Image]) -> None:
+    bits = phash_bits(photos)
+    assert bits.shape == (12, 64) and bits.dtype == np.uint8
+    assert set(np.unique(bits)) <= {0, 1}
+    assert phash_bits([]).shape == (0, 64)
 
 
 def test_dct_matrix_is_the_orthonormal_dct_ii() -> None:
-    matrix = _dct_matrix(32)
+    matrix = dct_matrix(32)
     np.testing.assert_allclose(matrix @ matrix.T, np.eye(32), atol=1e-12)
     signal = np.random.default_rng(0).normal(size=32)
     n = np.arange(32)
@@ -82,13 +95,9 @@ def test_long_packing_round_trips_in_int64_range(value: int) -> None:
     assert bits_to_long(bits) == value
 
 
-def test_field_value_is_a_signed_int64(photos: list[Image.Image]) -> None:
-    for row in EMBEDDER.embed_images(photos):
-        value = EMBEDDER.field_value(row)
-        assert isinstance(value, int) and -(2**63) <= value < 2**63
-        np.testing.assert_array_equal(long_to_bits(value), row.astype(np.uint8))
-    assert EMBEDDER.field_value(np.ones(64, np.float32)) == -1
-    assert EMBEDDER.field_value(np.eye(64, dtype=np.float32)[0]) == -(2**63)
+def test_long_packing_of_edge_rows() -> None:
+    assert bits_to_long(np.ones(64, np.uint8)) == -1
+    assert bits_to_long(np.eye(64, dtype=np.uint8)[0]) == -(2**63)
 
 
 def test_hamming() -> None:
@@ -98,15 +107,11 @@ def test_hamming() -> None:
     assert hamming(-(2**63), 0) == 1
 
 
-def packed(row: np.ndarray) -> int:
-    value = EMBEDDER.field_value(row)
-    assert isinstance(value, int)
-    return value
-
-
-def test_near_duplicates_are_close_and_different_photos_far(photos: list[Image.Image]) -> None:
-    originals = [packed(row) for row in EMBEDDER.embed_images(photos)]
-    copies = [packed(EMBEDDER.embed_images([altered(photo)])[0]) for photo in photos]
+def test_classic_near_duplicates_are_close_and_different_photos_far(
+    photos: list[Image.Image],
+) -> None:
+    originals = [bits_to_long(row) for row in phash_bits(photos)]
+    copies = [bits_to_long(phash_bits([altered(photo)])[0]) for photo in photos]
     near = [hamming(a, b) for a, b in zip(originals, copies, strict=True)]
     far = [hamming(a, b) for i, a in enumerate(originals) for b in originals[i + 1 :]]
     assert max(near) <= 6, near
@@ -114,5 +119,6 @@ def test_near_duplicates_are_close_and_different_photos_far(photos: list[Image.I
 
 
 def test_uniform_image_does_not_crash() -> None:
-    bits = EMBEDDER.embed_images([Image.new("RGB", (50, 50), (120, 30, 30))])
-    assert bits.shape == (1, 64)
+    rows = EMBEDDER.embed_images([Image.new("RGB", (50, 50), (120, 30, 30))])
+    assert rows.shape == (1, SIDE * SIDE)
+    assert isinstance(EMBEDDER.field_value(rows[0]), dict)

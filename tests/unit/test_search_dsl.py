@@ -7,8 +7,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.search.distances import hamming_distance_from_score
-from gateway.search.dsl import build_msearch, filter_to_dsl, near_duplicates_body
+from gateway.search.distances import hash_bits_from_score
+from gateway.search.dsl import (
+    NEAR_DUPLICATES_SCRIPT,
+    build_msearch,
+    filter_to_dsl,
+    near_duplicates_body,
+)
 from gateway.search.model import (
     And,
     Exists,
@@ -21,7 +26,7 @@ from gateway.search.model import (
     SortKey,
     Terms,
 )
-from gateway.search.results import read_near_duplicates
+from gateway.search.results import read_near_duplicate_candidates
 from imgsearch.errors import BackendUnavailable, MissingFields
 from tests.unit.search_config import CONFIG
 
@@ -160,36 +165,35 @@ def test_vector_required() -> None:
         build_msearch(request(vector=None), CONFIG, "shop")
 
 
-@pytest.mark.parametrize(
-    ("max_distance", "min_score"),
-    [(None, None), (0, 1.0 - 1e-6), (6, 1 / 7 - 1e-6)],
-)
-def test_near_duplicates_body(max_distance: int | None, min_score: float | None) -> None:
-    body = near_duplicates_body("phash", -42, size=5, max_distance=max_distance)
+@pytest.mark.parametrize("max_distance", [0, 6, 8])
+def test_near_duplicates_body(max_distance: int) -> None:
+    body = near_duplicates_body("phash", [-42, 7], size=5, max_distance=max_distance)
     script = body["query"]["script_score"]["script"]
-    assert script["lang"] == "knn" and script["source"] == "knn_score"
-    assert script["params"] == {"field": "phash", "query_value": -42, "space_type": "hammingbit"}
-    assert body["query"]["script_score"]["query"] == {"exists": {"field": "phash"}}
-    assert body["size"] == 5
-    assert body.get("min_score") == (pytest.approx(min_score) if min_score else None)
+    assert script["source"] == NEAR_DUPLICATES_SCRIPT and "lang" not in script  # painless
+    assert script["params"] == {
+        "centre": "phash.centre",
+        "whole": "phash.whole",
+        "probes": [-42, 7],
+    }
+    assert body["query"]["script_score"]["query"] == {"exists": {"field": "phash.centre"}}
+    assert body["size"] == 5 and body["_source"] == {"includes": ["id", "phash"]}
+    # min_score keeps exactly the items within max_distance bits, float32 scores or not
+    for bits in range(65):
+        score = float(np.float32(64 - bits))
+        assert (score >= body["min_score"]) == (bits <= max_distance)
+        assert hash_bits_from_score(score) == bits
 
 
-@pytest.mark.parametrize("distance", [0, 1, 6, 31, 64])
-def test_hamming_distance_from_score_inverts_the_knn_score(distance: int) -> None:
-    score = float(np.float32(1.0 / (1 + distance)))  # OpenSearch returns float32 scores
-    assert hamming_distance_from_score(score) == distance
-
-
-def test_read_near_duplicates() -> None:
+def test_read_near_duplicate_candidates() -> None:
     response = {
         "hits": {
             "hits": [
-                {"_id": "x", "_score": 1.0, "_source": {"id": "sku-1"}},
-                {"_id": "y", "_score": float(np.float32(1 / 5)), "_source": {}},
+                {"_id": "x", "_score": 64.0, "_source": {"id": "sku-1", "phash": {"centre": 1}}},
+                {"_id": "y", "_score": float(np.float32(60)), "_source": {}},
             ]
         }
     }
-    found = read_near_duplicates(response)
-    assert [(d.id, d.distance) for d in found] == [("sku-1", 0), ("y", 4)]
+    found = read_near_duplicate_candidates(response, "phash")
+    assert found == [("sku-1", 0, {"centre": 1}), ("y", 4, None)]
     with pytest.raises(BackendUnavailable):
-        read_near_duplicates({"error": {"type": "x", "reason": "broken"}})
+        read_near_duplicate_candidates({"error": {"type": "x", "reason": "broken"}}, "phash")
