@@ -31,11 +31,11 @@ def add_parser(subparsers: Any) -> None:
         "duplicates",
         help="near-copies of a photo, or every near-duplicate pair of the catalog (--all)",
         description=(
-            "Find indexed photos that are near-copies (resized, recompressed, cropped up to 5 %% "
+            "Find indexed photos that are near-copies (resized, recompressed, cropped up to 5 % "
             "per side, brightened, mirrored or bordered) of PHOTO, or with --all every pair of "
             "near-duplicates in the engine's catalog as JSON lines. Distances are bits between "
-            "aligned 64-bit hashes; defaults come from the engine's phash settings "
-            "(max_distance, pairs_max_distance, min_similarity)."
+            "aligned 64-bit hashes; the radius defaults to the engine's phash max_distance "
+            "(pairs_max_distance with --all); see docs/indexer.md."
         ),
     )
     parser.add_argument("photo", nargs="?", help="image path or http(s) URL")

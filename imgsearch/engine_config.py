@@ -80,15 +80,17 @@ class PhashSpec(_Strict):
     A query's probes (crops and mirror of the query) are compared with each item's stored box
     hashes: items within ``max_distance`` bits are candidates (the default radius of
     ``imgsearch duplicates`` and of API calls without one); a candidate is a near-duplicate
-    when the aligned detail correlation is at least ``min_similarity``. ``pairs_max_distance``
-    is the radius of the all-pairs search (``imgsearch duplicates --all``), whose cost grows
-    steeply with it.
+    when, aligned, their details correlate by at least ``min_similarity`` and their colours
+    differ by at most ``max_colour_difference`` (chromaticity). ``pairs_max_distance`` is the
+    radius of the all-pairs search (``imgsearch duplicates --all``), whose cost grows steeply
+    with it.
     Measured in ``bench/near_duplicates.py``; see docs/indexer.md.
     """
 
     embedder: Literal["phash"] = "phash"
     max_distance: Annotated[int, Field(ge=0, le=32)] = 8
-    min_similarity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.86
+    min_similarity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.84
+    max_colour_difference: Annotated[float, Field(ge=0.0, le=2.0)] = 0.05
     pairs_max_distance: Annotated[int, Field(ge=0, le=12)] = 4
 
 

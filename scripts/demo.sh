@@ -29,8 +29,18 @@ else
   echo "[demo] ViT-B-32 laion2b_s34b_b79k weights in the Hugging Face cache; see docs/indexer.md."
 fi
 mkdir -p .cache/demo
-imgsearch index demo/catalog/catalog.jsonl --engine "$engines/demo.yaml" \
-  --report .cache/demo/index-report.jsonl
+index_demo() {
+  imgsearch index demo/catalog/catalog.jsonl --engine "$engines/demo.yaml" \
+    --report .cache/demo/index-report.jsonl "$@"
+}
+status=0
+index_demo || status=$?
+if [ "$status" = 2 ]; then  # e.g. written by other embedders before an upgrade: rebuild it
+  echo "[demo] rebuilding the index"
+  index_demo --rebuild
+elif [ "$status" != 0 ]; then
+  exit "$status"
+fi
 echo "[demo] OpenSearch:  $OPENSEARCH_URL"
 echo "[demo] demo shop:   http://127.0.0.1:$PORT/demo/demo"
 echo "[demo] API docs:    http://127.0.0.1:$PORT/docs"

@@ -10,15 +10,14 @@ Probes are made block by block, so memory stays bounded whatever the catalog siz
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from gateway.search.hamming_pairs import ChunkIndex, fewest_bits
 from imgsearch.dupes.hashes import probe_matrix, probes
-from imgsearch.dupes.match import Stored, compare
-from imgsearch.dupes.signature import Signature
+from imgsearch.dupes.match import Limits, Stored, compare
 
 # (phase, done, total): "probes" counts items, "verify" candidate pairs.
 Progress = Callable[[str, int, int], None]
@@ -26,39 +25,28 @@ BLOCK = 2048
 
 
 def near_duplicate_pairs(
-    thumbs: npt.NDArray[np.uint8],
-    hashes: npt.NDArray[np.int64],
-    *,
-    max_distance: int,
-    min_similarity: float,
-    progress: Progress | None = None,
+    items: Sequence[Stored], limits: Limits, progress: Progress | None = None
 ) -> list[tuple[int, int, int]]:
-    """``(i, j, bits)`` with ``i < j`` for every near-duplicate pair, closest first.
-
-    ``thumbs`` ``(n, SIDE, SIDE)`` and ``hashes`` ``(n, 2)`` are the items' stored signatures.
-    """
+    """``(i, j, bits)`` with ``i < j`` for every near-duplicate pair of ``items``, closest first."""
     report = progress or (lambda phase, done, total: None)
-    index = ChunkIndex(hashes.reshape(-1), max_distance)
+    hashes = np.array([item.hashes for item in items], dtype=np.int64).reshape(-1, 2)
+    index = ChunkIndex(hashes.reshape(-1), limits.max_distance)
     found = []
-    for start in range(0, len(thumbs), BLOCK):
-        values = probe_matrix(thumbs[start : start + BLOCK])
-        owners = np.repeat(np.arange(start, start + len(values)), values.shape[1])
+    for start in range(0, len(items), BLOCK):
+        block = items[start : start + BLOCK]
+        values = probe_matrix(np.stack([item.signature.thumb for item in block]))
+        owners = np.repeat(np.arange(start, start + len(block)), values.shape[1])
         probe, target, bits = index.near(values.reshape(-1))
-        owner, item = owners[probe], target // hashes.shape[1]
-        other = owner != item
-        found.append(fewest_bits(owner[other], item[other], bits[other]))
-        report("probes", start + len(values), len(thumbs))
+        owner, other = owners[probe], target // hashes.shape[1]
+        keep = owner != other
+        found.append(fewest_bits(owner[keep], other[keep], bits[keep]))
+        report("probes", start + len(block), len(items))
     rows = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
-    return _verified(thumbs, hashes, rows, max_distance, min_similarity, report)
+    return _verified(items, rows, limits, report)
 
 
 def _verified(
-    thumbs: npt.NDArray[np.uint8],
-    hashes: npt.NDArray[np.int64],
-    rows: npt.NDArray[np.int64],
-    max_distance: int,
-    min_similarity: float,
-    report: Progress,
+    items: Sequence[Stored], rows: npt.NDArray[np.int64], limits: Limits, report: Progress
 ) -> list[tuple[int, int, int]]:
     """The candidate (query item, indexed item, bits) rows that pass the second stage."""
     best: dict[tuple[int, int], int] = {}
@@ -68,16 +56,14 @@ def _verified(
     bounds = np.flatnonzero(np.r_[True, rows[1:, 0] != rows[:-1, 0], True]).tolist()
     done = 0
     for start, stop in itertools.pairwise(bounds):
-        query = Signature(thumbs[rows[start, 0]])
+        query = items[rows[start, 0]].signature
         query_probes = probes(query)
         for a, b, bits in rows[start:stop].tolist():
             pair = (min(a, b), max(a, b))
             if best.get(pair, bits + 1) <= bits:
                 continue  # already a near-duplicate, found from the other side
-            stored_hashes = (int(hashes[b, 0]), int(hashes[b, 1]))
-            item = Stored(stored_hashes, Signature(thumbs[b]))
-            match = compare(query, query_probes, item, max_distance, enough=min_similarity)
-            if match is not None and match.similarity >= min_similarity:
+            match = compare(query, query_probes, items[b], limits)
+            if match is not None and match.near(limits):
                 best[pair] = min(best.get(pair, match.distance), match.distance)
         done += stop - start
         report("verify", done, len(rows))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from anyio import to_thread
 
 from gateway.engines import EngineRuntime
@@ -33,8 +32,8 @@ from gateway.search.results import read_near_duplicate_candidates
 from gateway.service.core import ServiceCore
 from gateway.service.timings import Timings
 from imgsearch.dupes.hashes import Probe, probes
-from imgsearch.dupes.match import Stored, compare, stored
-from imgsearch.dupes.signature import SIDE, Signature, from_row
+from imgsearch.dupes.match import Limits, Stored, compare, stored
+from imgsearch.dupes.signature import Signature, from_row
 from imgsearch.engine_config import EngineConfig, PhashSpec
 from imgsearch.errors import ConfigError, FeatureDisabled, InvalidRequest
 
@@ -62,7 +61,7 @@ class DupeOps(ServiceCore):
         (``phash.min_similarity``) are returned.
         """
         field, spec = phash_field(engine.config)
-        bits = spec.max_distance if max_distance is None else max_distance
+        limits = _limits(spec, spec.max_distance if max_distance is None else max_distance)
         await self._ensure_index_matches(engine, field)
         self_id: str | None = None
         if isinstance(query, ItemQuery):
@@ -78,7 +77,7 @@ class DupeOps(ServiceCore):
             field,
             [p.value for p in query_probes],
             size=size + CANDIDATE_SLACK,
-            max_distance=bits,
+            max_distance=limits.max_distance,
             tree=tree,
             config=engine.config,
         )
@@ -86,9 +85,7 @@ class DupeOps(ServiceCore):
             lambda: self.client.search(index=engine.config.alias, body=body)
         )
         candidates = read_near_duplicate_candidates(response, field)
-        near = await to_thread.run_sync(
-            _verified, sig, query_probes, candidates, field, bits, spec.min_similarity
-        )
+        near = await to_thread.run_sync(_verified, sig, query_probes, candidates, field, limits)
         if isinstance(query, ItemQuery) and query.exclude_self:
             near = [hit for hit in near if hit.id != self_id]
         return tuple(near[:size])
@@ -107,18 +104,10 @@ class DupeOps(ServiceCore):
         ``progress(phase, done, total)`` follows the phases "read", "probes" and "verify".
         """
         field, spec = phash_field(engine.config)
-        bits = spec.pairs_max_distance if max_distance is None else max_distance
+        limits = _limits(spec, spec.pairs_max_distance if max_distance is None else max_distance)
         await self._ensure_index_matches(engine, field)
-        ids, thumbs, hashes = await self._signatures(engine, field, tree, progress)
-        found = await to_thread.run_sync(
-            lambda: pairs_of(
-                thumbs,
-                hashes,
-                max_distance=bits,
-                min_similarity=spec.min_similarity,
-                progress=progress,
-            )
-        )
+        ids, items = await self._signatures(engine, field, tree, progress)
+        found = await to_thread.run_sync(pairs_of, items, limits, progress)
         return [(ids[i], ids[j], distance) for i, j, distance in found]
 
     async def _signatures(
@@ -127,8 +116,8 @@ class DupeOps(ServiceCore):
         field: str,
         tree: FilterTree | None,
         progress: Progress | None,
-    ) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Ids, thumbnails ``(n, 64, 64)`` and hashes ``(n, 2)`` of every item passing ``tree``."""
+    ) -> tuple[list[str], list[Stored]]:
+        """Ids and stored signatures of every item passing ``tree``, in id order."""
         config, alias = engine.config, engine.config.alias
         query = {"bool": {"filter": [count_body(tree, config)["query"], _has(field)]}}
         counted = await self._backend(lambda: self.client.count(index=alias, body={"query": query}))
@@ -150,11 +139,7 @@ class DupeOps(ServiceCore):
             if len(hits) < PAIRS_SCAN_PAGE:
                 break
             after = ids[-1]
-        thumbs = np.zeros((len(items), SIDE, SIDE), np.uint8)
-        for row, item in enumerate(items):
-            thumbs[row] = item.signature.thumb
-        hashes = np.array([item.hashes for item in items], dtype=np.int64).reshape(-1, 2)
-        return ids, thumbs, hashes
+        return ids, items
 
     async def _page(self, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         response: dict[str, Any] = await self._backend(
@@ -180,16 +165,19 @@ def _verified(
     query_probes: Sequence[Probe],
     candidates: list[tuple[str, int, object]],
     field: str,
-    max_distance: int,
-    min_similarity: float,
+    limits: Limits,
 ) -> list[NearDuplicate]:
     """The candidates that pass the second stage, in the search's order (closest first)."""
     out = []
     for item_id, _, value in candidates:
-        match = compare(sig, query_probes, _stored(value, field), max_distance, min_similarity)
-        if match is not None and match.similarity >= min_similarity:
+        match = compare(sig, query_probes, _stored(value, field), limits)
+        if match is not None and match.near(limits):
             out.append(NearDuplicate(item_id, match.distance))
     return out
+
+
+def _limits(spec: PhashSpec, max_distance: int) -> Limits:
+    return Limits(max_distance, spec.min_similarity, spec.max_colour_difference)
 
 
 def phash_field(config: EngineConfig) -> tuple[str, PhashSpec]:

@@ -81,10 +81,10 @@ def box_hashes(
 ) -> npt.NDArray[np.int64]:
     """``(n, len(y_spans), len(x_spans))`` signed hashes of the boxes of ``(n, SIDE, SIDE)``."""
     pixels = np.asarray(thumbs, dtype=np.float64)
-    rows_x = np.stack([_low_rows(lo, hi) for lo, hi in x_spans])
-    rows_y = np.stack([_low_rows(lo, hi) for lo, hi in y_spans])
-    half = np.einsum("nrc,xkc->nxrk", pixels, rows_x)
-    low = np.einsum("yjr,nxrk->nyxjk", rows_y, half)
+    rows_x = np.concatenate([_low_rows(lo, hi) for lo, hi in x_spans])  # (X * 8, SIDE)
+    rows_y = np.concatenate([_low_rows(lo, hi) for lo, hi in y_spans])  # (Y * 8, SIDE)
+    low = rows_y @ pixels @ rows_x.T  # (n, Y * 8, X * 8): two BLAS products for all boxes
+    low = low.reshape(len(pixels), len(y_spans), LOW, len(x_spans), LOW).transpose(0, 1, 3, 2, 4)
     low = low.reshape(len(pixels), len(y_spans), len(x_spans), LOW * LOW)
     bits = low > np.median(low, axis=-1, keepdims=True)
     packed = np.packbits(bits, axis=-1).view(">u8")[..., 0].astype(np.uint64)

@@ -3,9 +3,9 @@
 The distance is the number of differing bits between one of the item's stored hashes (of
 its centre or whole box) and the closest of the query's probes (crops of the query, mirrored
 or not): 0 for the same picture, a few bits for a resized, recompressed, brightened,
-cropped, mirrored or bordered copy.
-Items within ``max_distance`` bits are candidates; a candidate is a near-duplicate when the
-second stage (``verify.similarity``) finds the same details at that alignment.
+cropped, mirrored or bordered copy. Items within ``max_distance`` bits are candidates; a
+candidate is a near-duplicate when the second stage (``verify``) finds the same details and
+the same colours at that alignment.
 """
 
 from __future__ import annotations
@@ -18,16 +18,33 @@ import numpy.typing as npt
 
 from imgsearch.dupes.hashes import STORED_BOXES, Probe
 from imgsearch.dupes.signature import Signature, from_text
-from imgsearch.dupes.verify import similarity
+from imgsearch.dupes.verify import colour_difference, similarity
 
 # Alignments the second stage tries per item, closest first.
 _ALIGNMENTS = 2
 
 
 @dataclass(frozen=True)
+class Limits:
+    """When a candidate is a near-duplicate: the engine's ``phash`` settings."""
+
+    max_distance: int  # bits
+    min_similarity: float  # detail correlation
+    max_colour_difference: float  # chromaticity
+
+
+@dataclass(frozen=True)
 class Match:
     distance: int  # bits between the best probe and the item's closest stored hash
-    similarity: float  # second-stage detail correlation at that alignment, up to 1
+    similarity: float  # detail correlation at the best alignment tried, up to 1
+    colour_difference: float  # chromaticity difference at that alignment, from 0
+
+    def near(self, limits: Limits) -> bool:
+        return (
+            self.distance <= limits.max_distance
+            and self.similarity >= limits.min_similarity
+            and self.colour_difference <= limits.max_colour_difference
+        )
 
 
 @dataclass(frozen=True)
@@ -58,32 +75,30 @@ def distances(probes: Sequence[Probe], hashes: tuple[int, int]) -> npt.NDArray[n
 
 
 def compare(
-    query: Signature,
-    probes: Sequence[Probe],
-    item: Stored,
-    max_distance: int,
-    enough: float = 1.0,
+    query: Signature, probes: Sequence[Probe], item: Stored, limits: Limits
 ) -> Match | None:
     """The query against one item, or ``None`` when no probe is within ``max_distance``.
 
     The second stage tries the closest alignments (plain or mirrored probe, against the
-    item's centre or whole box), at most ``_ALIGNMENTS``, closest first, and stops as soon as
-    the similarity reaches ``enough``.
+    item's centre or whole box), at most ``_ALIGNMENTS``, closest first; it returns the
+    first that is ``near``, else the one with the best detail correlation.
     """
     bits = distances(probes, item.hashes)
     best = int(bits.min())
-    if best > max_distance:
+    if best > limits.max_distance:
         return None
     closest: dict[tuple[bool, int], tuple[int, int]] = {}
-    for row, view in zip(*np.nonzero(bits <= max_distance), strict=True):
+    for row, view in zip(*np.nonzero(bits <= limits.max_distance), strict=True):
         key = (probes[row].mirrored, int(view))
         if key not in closest or bits[row, view] < closest[key][0]:
             closest[key] = (int(bits[row, view]), int(row))
-    score = -1.0
+    tried: list[Match] = []
     for (mirrored, view), (_, row) in sorted(closest.items(), key=lambda kv: kv[1])[:_ALIGNMENTS]:
-        thumb = query.thumb[:, ::-1] if mirrored else query.thumb
+        seen = query.mirrored() if mirrored else query
         box = probes[row].box
-        score = max(score, similarity(thumb, box, item.signature.thumb, STORED_BOXES[view]))
-        if score >= enough:
-            break
-    return Match(best, score)
+        score, item_box = similarity(seen.thumb, box, item.signature.thumb, STORED_BOXES[view])
+        colour = colour_difference(seen.colour, box, item.signature.colour, item_box)
+        tried.append(Match(best, score, colour))
+        if tried[-1].near(limits):
+            return tried[-1]
+    return max(tried, key=lambda match: match.similarity)

@@ -43,8 +43,9 @@ class TextEmbedder(Protocol):
 class Embedder(Protocol):
     """Turns decoded RGB images (and, for CLIP, texts) into fixed-size vectors.
 
-    ``embed_images`` returns float32 ``(n, dim)``; for ``hamming_long`` storage the rows are
-    0/1 bits that ``field_value`` packs into a signed 64-bit integer.
+    ``embed_images`` returns float32 ``(n, dim)``; ``field_value`` turns a row into what the
+    index stores (for ``dup_signature``, the phash embedder's hashes and thumbnails;
+    ``hamming_long``, one packed 64-bit hash, is what phash v1 stored).
     """
 
     @property

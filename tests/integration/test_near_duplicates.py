@@ -25,7 +25,7 @@ from gateway.search.results import read_near_duplicate_candidates
 from gateway.service import CatalogService
 from gateway.settings import GatewaySettings
 from imgsearch.dupes.hashes import probes
-from imgsearch.dupes.match import Stored, compare, stored
+from imgsearch.dupes.match import Limits, Stored, compare, stored
 from imgsearch.dupes.signature import signature
 from imgsearch.engine_config import EngineConfig, PhashSpec
 from imgsearch.errors import EmbedderMismatch
@@ -36,6 +36,10 @@ from tests.integration.test_indexer_lifecycle import FAST, SETTINGS, engine
 pytestmark = pytest.mark.integration
 
 SPEC = PhashSpec()
+
+
+def limits(max_distance: int) -> Limits:
+    return Limits(max_distance, SPEC.min_similarity, SPEC.max_colour_difference)
 
 
 def _jpeg(image: Image.Image, scale: float, quality: int) -> bytes:
@@ -101,8 +105,8 @@ def reference(
     query_probes = probes(sig)
     found = []
     for item_id, item in items.items():
-        match = compare(sig, query_probes, item, max_distance)
-        if match is not None and match.similarity >= SPEC.min_similarity:
+        match = compare(sig, query_probes, item, limits(max_distance))
+        if match is not None and match.near(limits(max_distance)):
             found.append((match.distance, item_id))
     return sorted(found)
 
@@ -210,8 +214,8 @@ def test_all_pairs_and_the_cli(catalog: Any, opensearch_url: str) -> None:
         query = item_a.signature
         query_probes = probes(query)
         for b, item_b in items.items():
-            match = compare(query, query_probes, item_b, SPEC.pairs_max_distance)
-            if a != b and match is not None and match.similarity >= SPEC.min_similarity:
+            match = compare(query, query_probes, item_b, limits(SPEC.pairs_max_distance))
+            if a != b and match is not None and match.near(limits(SPEC.pairs_max_distance)):
                 key = (min(a, b), max(a, b))
                 expected[key] = min(expected.get(key, 64), match.distance)
     assert {(a, b): d for a, b, d in pairs} == expected

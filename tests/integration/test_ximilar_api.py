@@ -31,7 +31,7 @@ from gateway.app import create_app
 from gateway.search.mongo_filter import parse_mongo_filter
 from gateway.settings import GatewaySettings
 from imgsearch.dupes.hashes import probes
-from imgsearch.dupes.match import compare
+from imgsearch.dupes.match import Limits, compare
 from imgsearch.dupes.match import stored as stored_signature
 from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig, PhashSpec
@@ -370,12 +370,14 @@ def test_ximilar_collection_end_to_end(
     pairs = call(client, "allNearDupPairs", {"radius": 6})
     # Brute force: a pair is one when either photo, as a query, finds the other.
     signatures = {i: stored_signature(d["phash"]) for i, d in docs.items()}
+    spec = PhashSpec()
+    limits = Limits(6, spec.min_similarity, spec.max_colour_difference)
     want_pairs = set()
     for a, item_a in signatures.items():
         query_probes = probes(item_a.signature)
         for b, item_b in signatures.items():
-            match = compare(item_a.signature, query_probes, item_b, 6)
-            if a != b and match is not None and match.similarity >= PhashSpec().min_similarity:
+            match = compare(item_a.signature, query_probes, item_b, limits)
+            if a != b and match is not None and match.near(limits):
                 want_pairs.add((min(a, b), max(a, b)))
     got_pairs = {tuple(sorted((p["_id_1"], p["_id_2"]))) for p in pairs["answer_pairs"]}
     assert got_pairs == want_pairs

@@ -22,23 +22,24 @@ from imgsearch.dupes.hashes import (
     probes,
     stored_hashes,
 )
-from imgsearch.dupes.match import Stored, compare, stored
+from imgsearch.dupes.match import Limits, Stored, compare, stored
 from imgsearch.dupes.signature import (
+    COLOUR_SIDE,
     SIDE,
-    Signature,
     from_row,
     from_text,
     signature,
     to_row,
     to_text,
 )
-from imgsearch.dupes.verify import similarity
+from imgsearch.dupes.verify import colour_difference, similarity
 from imgsearch.embedders.phash import PhashEmbedder, bits_to_long
 from imgsearch.engine_config import PhashSpec
 from imgsearch.images import ImageLimits, decode_image
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "clothing" / "validation"
 SPEC = PhashSpec()
+LIMITS = Limits(SPEC.max_distance, SPEC.min_similarity, SPEC.max_colour_difference)
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,11 @@ def test_content_box_keeps_pictures_without_a_frame() -> None:
 def test_signature_row_and_text_round_trip(photos: list[Image.Image]) -> None:
     sig = signature(photos[0])
     assert sig.thumb.shape == (SIDE, SIDE) and sig.thumb.dtype == np.uint8
-    np.testing.assert_array_equal(from_row(to_row(sig)).thumb, sig.thumb)
-    np.testing.assert_array_equal(from_text(to_text(sig)).thumb, sig.thumb)
+    assert sig.colour.shape == (COLOUR_SIDE, COLOUR_SIDE, 3) and sig.colour.dtype == np.uint8
+    for back in (from_row(to_row(sig)), from_text(to_text(sig))):
+        np.testing.assert_array_equal(back.thumb, sig.thumb)
+        np.testing.assert_array_equal(back.colour, sig.colour)
+    np.testing.assert_array_equal(sig.mirrored().colour, sig.colour[:, ::-1])
     with pytest.raises(ValueError):
         from_text("AAAA")
     with pytest.raises(ValueError):
@@ -174,7 +178,7 @@ def test_probes_cover_the_centre_box_and_the_mirror(photos: list[Image.Image]) -
         )
     # The mirror image's plain probes are the photo's mirrored ones.
     np.testing.assert_array_equal(probe_matrix(thumbs[:, :, ::-1])[:, :81], matrix[:, 81:])
-    listed = probes(Signature(thumbs[0]))
+    listed = probes(signature(photos[0]))
     assert sorted({p.value for p in listed}) == sorted(set(matrix[0].tolist()))
     assert len(listed) == len({p.value for p in listed})
 
@@ -192,9 +196,8 @@ def test_copies_are_found_and_pass_the_second_stage(photos: list[Image.Image]) -
     for name, make in COPIES.items():
         for n, photo in enumerate(photos):
             query = signature(make(photo))
-            match = compare(query, probes(query), items[n], SPEC.max_distance)
-            assert match is not None, (name, n)
-            assert match.similarity >= SPEC.min_similarity, (name, n, match)
+            match = compare(query, probes(query), items[n], LIMITS)
+            assert match is not None and match.near(LIMITS), (name, n, match)
 
 
 def test_different_photos_are_not_near_duplicates(photos: list[Image.Image]) -> None:
@@ -203,17 +206,28 @@ def test_different_photos_are_not_near_duplicates(photos: list[Image.Image]) -> 
         query = signature(photo)
         query_probes = probes(query)
         for m, item in enumerate(items):
-            match = compare(query, query_probes, item, SPEC.max_distance)
+            match = compare(query, query_probes, item, LIMITS)
             if m == n:
                 assert match is not None and match.distance == 0
-                assert match.similarity == pytest.approx(1.0, abs=1e-9)
+                assert match.similarity == pytest.approx(1.0, abs=1e-5)  # float32 products
+                assert match.colour_difference == pytest.approx(0.0, abs=1e-6)
             else:
-                assert match is None or match.similarity < SPEC.min_similarity, (n, m, match)
+                assert match is None or not match.near(LIMITS), (n, m, match)
 
 
 def test_similarity_of_plain_thumbnails_is_zero() -> None:
     flat = np.full((SIDE, SIDE), 128, np.uint8)
-    assert similarity(flat, CENTRE, flat) == 0.0
+    assert similarity(flat, CENTRE, flat) == (0.0, CENTRE)
+
+
+def test_colour_difference_ignores_brightness_not_hue() -> None:
+    rng = np.random.default_rng(2)
+    colour = rng.integers(20, 200, (COLOUR_SIDE, COLOUR_SIDE, 3)).astype(np.uint8)
+    brighter = np.clip(colour.astype(float) * 1.15, 0, 255).astype(np.uint8)
+    other = colour[:, :, ::-1].copy()  # red and blue swapped
+    assert colour_difference(colour, CENTRE, colour, CENTRE) == 0.0
+    assert colour_difference(colour, CENTRE, brighter, CENTRE) < 0.02
+    assert colour_difference(colour, CENTRE, other, CENTRE) > 0.1
 
 
 def test_stored_refuses_other_values() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imgsearch.dupes.hashes import dct_matrix, stored_hashes
-from imgsearch.dupes.signature import SIDE, from_row, from_text, signature
+from imgsearch.dupes.signature import ROW_DIM, from_row, from_text, signature
 from imgsearch.embedders.base import Embedder
 from imgsearch.embedders.phash import (
     PhashEmbedder,
@@ -44,28 +44,31 @@ def altered(image: Image.Image) -> Image.Image:
 
 def test_info_and_protocol() -> None:
     assert isinstance(EMBEDDER, Embedder)
-    assert (EMBEDDER.info.dim, EMBEDDER.info.storage) == (SIDE * SIDE, "dup_signature")
+    assert (EMBEDDER.info.dim, EMBEDDER.info.storage) == (ROW_DIM, "dup_signature")
     assert EMBEDDER.info.version.endswith("/v2")
 
 
 def test_rows_are_thumbnails_and_batch_equals_single(photos: list[Image.Image]) -> None:
     rows = EMBEDDER.embed_images(photos)
-    assert rows.shape == (12, SIDE * SIDE) and rows.dtype == np.float32
+    assert rows.shape == (12, ROW_DIM) and rows.dtype == np.float32
     assert rows.min() >= 0 and rows.max() <= 255 and np.array_equal(rows, np.rint(rows))
     singles = np.concatenate([EMBEDDER.embed_images([photo]) for photo in photos])
     np.testing.assert_array_equal(rows, singles)
-    assert EMBEDDER.embed_images([]).shape == (0, SIDE * SIDE)
+    assert EMBEDDER.embed_images([]).shape == (0, ROW_DIM)
     assert EMBEDDER.extra_fields(photos[0]) == {}
     for row, photo in zip(rows, photos, strict=True):
         np.testing.assert_array_equal(from_row(row).thumb, signature(photo).thumb)
+        np.testing.assert_array_equal(from_row(row).colour, signature(photo).colour)
 
 
 def test_field_value_holds_the_box_hashes_and_the_thumbnail(photos: list[Image.Image]) -> None:
     for row in EMBEDDER.embed_images(photos[:4]):
         value = EMBEDDER.field_value(row)
         assert isinstance(value, dict) and set(value) == {"centre", "whole", "thumb"}
-        thumb = from_text(value["thumb"]).thumb
-        np.testing.assert_array_equal(thumb, from_row(row).thumb)
+        sig = from_text(value["thumb"])
+        np.testing.assert_array_equal(sig.thumb, from_row(row).thumb)
+        np.testing.assert_array_equal(sig.colour, from_row(row).colour)
+        thumb = sig.thumb
         assert [value["centre"], value["whole"]] == stored_hashes(thumb[None])[0].tolist()
         assert all(-(2**63) <= value[key] < 2**63 for key in ("centre", "whole"))
 
@@ -120,5 +123,5 @@ def test_classic_near_duplicates_are_close_and_different_photos_far(
 
 def test_uniform_image_does_not_crash() -> None:
     rows = EMBEDDER.embed_images([Image.new("RGB", (50, 50), (120, 30, 30))])
-    assert rows.shape == (1, SIDE * SIDE)
+    assert rows.shape == (1, ROW_DIM)
     assert isinstance(EMBEDDER.field_value(rows[0]), dict)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from imgsearch.engine_config import EngineConfig, load_engine_config, load_engine_configs
+from imgsearch.engine_config import EngineConfig, PhashSpec, load_engine_config, load_engine_configs
 from imgsearch.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,12 @@ def config(**overrides: Any) -> dict[str, Any]:
         (config(vectors={"clip": {"embedder": "clip"}, "hash": {"embedder": "phash"}},
                 gateway={"vector_field": "hash"}), "perceptual hash", "phash cannot rank"),
         (config(vectors={"hash": {"embedder": "phash"}}), "phash alone", "no rankable vector"),
+        (config(vectors={"clip": {"embedder": "clip"}, "hash": {"embedder": "phash",
+                "max_distance": 40}}), "less than or equal to 32", "a radius no query affords"),
+        (config(vectors={"clip": {"embedder": "clip"}, "hash": {"embedder": "phash",
+                "min_similarity": 1.5}}), "less than or equal to 1", "a correlation"),
+        (config(vectors={"clip": {"embedder": "clip"}, "hash": {"embedder": "phash",
+                "pairs_max_distance": -1}}), "greater than or equal to 0", "bits"),
         (config(gateway={"facets": [{"field": "price"}]}), "not a facet field", "undeclared facet"),
         (config(gateway={"k": 0}), "greater than or equal to 1", "empty pool"),
         (config(extra_key=1), "Extra inputs", "typos are errors, not silently ignored"),
@@ -79,6 +85,17 @@ def test_color_vectors_add_a_colors_facet() -> None:
     assert "colors" not in plain.facet_fields()
     assert set(coloured.facet_fields()) == {"brand", "colors", "color_names", "color_isolated"}
     assert coloured.color_vector_field == "hist" and plain.color_vector_field is None
+
+
+def test_phash_settings() -> None:
+    raw = config(vectors={"clip": {"embedder": "clip"}, "hash": {"embedder": "phash"}})
+    defaults = EngineConfig.model_validate(raw).vectors["hash"]
+    assert isinstance(defaults, PhashSpec)
+    assert (defaults.max_distance, defaults.pairs_max_distance) == (8, 4)
+    tuned = {"embedder": "phash", "max_distance": 6, "min_similarity": 0.9,
+             "max_colour_difference": 0.03, "pairs_max_distance": 3}  # fmt: skip
+    raw = config(vectors={"clip": {"embedder": "clip"}, "hash": tuned})
+    assert EngineConfig.model_validate(raw).vectors["hash"] == PhashSpec.model_validate(tuned)
 
 
 def test_image_search_off_allows_phash_only() -> None:

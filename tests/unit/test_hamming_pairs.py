@@ -15,8 +15,9 @@ import gateway.search.hamming_pairs as hamming_pairs
 from gateway.search.dupe_pairs import groups, near_duplicate_pairs
 from gateway.search.hamming_pairs import ChunkIndex, fewest_bits
 from imgsearch.dupes.hashes import probes, stored_hashes
-from imgsearch.dupes.match import Stored, compare
-from imgsearch.dupes.signature import Signature, signature
+from imgsearch.dupes.match import Limits, Stored, compare
+from imgsearch.dupes.signature import signature
+from imgsearch.engine_config import PhashSpec
 from imgsearch.images import ImageLimits, decode_image
 
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "clothing" / "validation"
@@ -89,30 +90,29 @@ def test_all_pairs_equal_every_comparison(monkeypatch: pytest.MonkeyPatch) -> No
     paths = sorted(DATASET.glob("*/*.jpg"))[3::41][:8]
     photos = [decode_image(path.read_bytes(), ImageLimits()) for path in paths]
     images = photos + copies(photos[0]) + copies(photos[1])[:2]
-    thumbs = np.stack([signature(image).thumb for image in images])
-    hashes = stored_hashes(thumbs)
+    signatures = [signature(image) for image in images]
+    hashes = stored_hashes(np.stack([sig.thumb for sig in signatures]))
+    items = [Stored((int(h[0]), int(h[1])), sig) for h, sig in zip(hashes, signatures, strict=True)]
     seen: list[tuple[str, int, int]] = []
+    spec = PhashSpec()
+    limits = Limits(6, spec.min_similarity, spec.max_colour_difference)
     found = near_duplicate_pairs(
-        thumbs,
-        hashes,
-        max_distance=6,
-        min_similarity=0.86,
-        progress=lambda phase, done, total: seen.append((phase, done, total)),
+        items, limits, lambda phase, done, total: seen.append((phase, done, total))
     )
     expected: dict[tuple[int, int], int] = {}
     for i, j in itertools.permutations(range(len(images)), 2):
-        query = Signature(thumbs[i])
-        item = Stored((int(hashes[j, 0]), int(hashes[j, 1])), Signature(thumbs[j]))
-        match = compare(query, probes(query), item, 6)
-        if match is not None and match.similarity >= 0.86:
+        query = items[i].signature
+        match = compare(query, probes(query), items[j], limits)
+        if match is not None and match.near(limits):
             pair = (min(i, j), max(i, j))
             expected[pair] = min(expected.get(pair, 64), match.distance)
     assert found == sorted(((a, b, d) for (a, b), d in expected.items()), key=lambda p: (p[2], p))
     planted = {(0, j) for j in range(8, 12)} | {(1, 12), (1, 13)}
     assert planted <= {(a, b) for a, b, _ in found}
     assert ("probes", len(images), len(images)) in seen and seen[-1][0] == "verify"
-    assert near_duplicate_pairs(thumbs[:2], hashes[:2], max_distance=0, min_similarity=0.86) == []
-    assert near_duplicate_pairs(thumbs[:0], hashes[:0], max_distance=4, min_similarity=0.86) == []
+    tight = Limits(0, spec.min_similarity, spec.max_colour_difference)
+    assert near_duplicate_pairs(items[:2], tight) == []
+    assert near_duplicate_pairs([], limits) == []
 
 
 def test_groups_are_connected_components() -> None:
