@@ -42,7 +42,25 @@ def resolve_device(device: str) -> str:
     return device
 
 
-class ClipEmbedder:
+class ClipPreprocessing:
+    """The image side both CLIP runtimes share (torch here, ONNX Runtime in clip_onnx.py):
+    the same tensors whichever runs the model. Set ``_fast`` (or ``_transform``)."""
+
+    _fast: _FastPreprocess | None
+    _transform: Any
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """One image as a normalised ``(3, H, W)`` tensor; safe to call from worker threads."""
+        if self._fast is not None:
+            return self._fast(image)
+        tensor: torch.Tensor = self._transform(image)
+        return tensor
+
+    def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.preprocess(image) for image in images])
+
+
+class ClipEmbedder(ClipPreprocessing):
     """open_clip model + tokenizer; images and texts land in the same L2-normalised space."""
 
     def __init__(self, spec: ClipSpec, *, device: str | None = None) -> None:
@@ -76,16 +94,6 @@ class ClipEmbedder:
     def model(self) -> Any:
         """The loaded open_clip model, which the ONNX export (``clip_onnx_export``) reads."""
         return self._model
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """One image as a normalised ``(3, H, W)`` tensor; safe to call from worker threads."""
-        if self._fast is not None:
-            return self._fast(image)
-        tensor: torch.Tensor = self._transform(image)
-        return tensor
-
-    def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return torch.stack([self.preprocess(image) for image in images])
 
     def embed_preprocessed(self, batch: torch.Tensor) -> npt.NDArray[np.float32]:
         """Embed a stacked ``(n, 3, H, W)`` batch from ``preprocess``."""

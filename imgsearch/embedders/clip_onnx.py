@@ -22,7 +22,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
 from imgsearch.embedders.base import EmbedderInfo
-from imgsearch.embedders.clip import _FastPreprocess
+from imgsearch.embedders.clip import ClipPreprocessing, _FastPreprocess
 from imgsearch.embedders.clip_onnx_export import (
     cache_root,
     ensure_exported,
@@ -33,7 +33,7 @@ from imgsearch.engine_config import ClipSpec
 from imgsearch.errors import ConfigError, EmbeddingFailed
 
 
-class OnnxClipEmbedder:
+class OnnxClipEmbedder(ClipPreprocessing):
     """Image and text towers as two ONNX Runtime sessions; same space as ``ClipEmbedder``."""
 
     def __init__(
@@ -66,16 +66,6 @@ class OnnxClipEmbedder:
     @property
     def info(self) -> EmbedderInfo:
         return self._info
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """As ``ClipEmbedder.preprocess`` (the same code); safe to call from worker threads."""
-        if self._fast is not None:
-            return self._fast(image)
-        tensor: torch.Tensor = self._transform(image)
-        return tensor
-
-    def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return torch.stack([self.preprocess(image) for image in images])
 
     def embed_preprocessed(self, batch: torch.Tensor) -> npt.NDArray[np.float32]:
         """Embed a stacked ``(n, 3, H, W)`` batch from ``preprocess``."""
