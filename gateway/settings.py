@@ -24,7 +24,13 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024, le=200 * MiB)] = 16 * MiB
     max_image_bytes: Annotated[int, Field(ge=1024, le=100 * MiB)] = 10 * MiB
     max_image_pixels: Annotated[int, Field(ge=10_000, le=200_000_000)] = 40_000_000
+    # OpenSearch: read timeout per request (then 504), connect timeout per attempt, retries of
+    # a failed connection on the next node (a stopped cluster answers 503 within
+    # (retries + 1) * connect_timeout_s), keep-alive connections per node and worker.
     search_timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    opensearch_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    opensearch_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     fetch_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     # Let clients' image_url point at private/loopback addresses (trusted networks only).
     image_url_allow_private: bool = False
@@ -34,6 +40,8 @@ class GatewaySettings(BaseSettings):
     @field_validator("opensearch_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        """One node's URL, or several nodes' URLs separated by commas."""
+        urls = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        if not urls or not all(u.startswith(("http://", "https://")) for u in urls):
+            raise ValueError("must be an http(s) URL, or several separated by commas")
+        return ",".join(urls)

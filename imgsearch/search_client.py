@@ -8,11 +8,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
+import urllib3
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 from opensearchpy.serializer import JSONSerializer
 
-from imgsearch.errors import BackendTimeout, BackendUnavailable, InvalidRequest, NotFound
+from imgsearch.errors import (
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+    InvalidRequest,
+    NotFound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +48,44 @@ class FastJSONSerializer(JSONSerializer):
             raise os_exc.SerializationError(s, exc) from exc
 
 
-def make_client(url: str, *, timeout_s: float = 10.0, max_retries: int = 2) -> OpenSearch:
-    """A client for one cluster URL (``http://user:pass@host:port`` works too)."""
+def make_client(
+    url: str,
+    *,
+    timeout_s: float = 10.0,
+    connect_timeout_s: float | None = None,
+    max_retries: int = 2,
+    pool_size: int | None = None,
+) -> OpenSearch:
+    """A client for one cluster: ``url`` names one node or several, comma-separated.
+
+    ``timeout_s`` bounds each read, ``connect_timeout_s`` (default: ``timeout_s``) each
+    connection attempt. A refused or failed connection is retried up to ``max_retries``
+    times on the next node, so a stopped cluster answers within
+    ``(max_retries + 1) * connect_timeout_s`` and a dead node costs one quick retry; read
+    timeouts are not retried. ``pool_size`` caps the keep-alive connections per node (one
+    per concurrent request; urllib3's default is 10).
+    """
+    hosts = node_urls(url)
+    timeout = urllib3.Timeout(connect=connect_timeout_s or timeout_s, read=timeout_s)
+    extra: dict[str, Any] = {} if pool_size is None else {"pool_maxsize": pool_size}
     return OpenSearch(
-        hosts=[url],
+        hosts=hosts,
         serializer=FastJSONSerializer(),
-        timeout=timeout_s,
+        timeout=timeout,
         max_retries=max_retries,
         retry_on_timeout=False,
         retry_on_status=(502, 503),
         http_compress=False,
+        **extra,
     )
+
+
+def node_urls(url: str) -> list[str]:
+    """``http://a:9200,http://b:9200`` → one URL per node (blanks dropped)."""
+    hosts = [part.strip().rstrip("/") for part in url.split(",") if part.strip()]
+    if not hosts:
+        raise ConfigError("no OpenSearch URL given")
+    return hosts
 
 
 @contextmanager

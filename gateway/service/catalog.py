@@ -43,7 +43,13 @@ class CatalogService(WriteOps):
             return build_embedder(config.vectors[field], device=settings.device)
 
         return cls(
-            client=make_client(settings.opensearch_url, timeout_s=settings.search_timeout_s),
+            client=make_client(
+                settings.opensearch_url,
+                timeout_s=settings.search_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+                max_retries=settings.opensearch_retries,
+                pool_size=settings.opensearch_pool_size,
+            ),
             registry=EngineRegistry(engines, make_embedder),
             settings=settings,
             metrics=GatewayMetrics(),

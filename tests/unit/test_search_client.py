@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from opensearchpy.exceptions import SerializationError
 from opensearchpy.serializer import JSONSerializer
+from pydantic import ValidationError
 
-from imgsearch.search_client import FastJSONSerializer
+from gateway.settings import GatewaySettings
+from imgsearch.errors import ConfigError
+from imgsearch.search_client import FastJSONSerializer, make_client, node_urls
 
 FAST = FastJSONSerializer()
 REFERENCE = JSONSerializer()
@@ -45,3 +48,28 @@ def test_errors_are_opensearch_serialization_errors() -> None:
         FAST.dumps({"bad": object()})
     with pytest.raises(SerializationError):
         FAST.loads("{not json")
+
+
+def test_several_nodes_are_comma_separated() -> None:
+    assert node_urls("http://a:9200/, https://u:p@b:9201 ,") == [
+        "http://a:9200",
+        "https://u:p@b:9201",
+    ]
+    with pytest.raises(ConfigError):
+        node_urls(" , ")
+
+
+def test_the_client_bounds_connects_and_reads_separately() -> None:
+    client = make_client("http://a:9200,http://b:9200", timeout_s=4, connect_timeout_s=0.5)
+    connections = client.transport.connection_pool.connections
+    assert sorted(c.host for c in connections) == ["http://a:9200", "http://b:9200"]
+    timeout = connections[0].pool.timeout
+    assert (timeout.connect_timeout, timeout.read_timeout) == (0.5, 4)
+    client.close()
+
+
+def test_gateway_settings_take_several_node_urls() -> None:
+    settings = GatewaySettings(opensearch_url="http://a:9200/, http://b:9200")
+    assert settings.opensearch_url == "http://a:9200,http://b:9200"
+    with pytest.raises(ValidationError):
+        GatewaySettings(opensearch_url="http://a:9200,b:9200")
