@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.dialect import Dialect
+from gateway.dialects.collection.routes import DIALECT as COLLECTION
 from gateway.dialects.doofinder.routes import DIALECT as DOOFINDER
 from gateway.dialects.flow.routes import DIALECT as FLOW
 from gateway.dialects.similarix.routes import DIALECT as SIMILARIX
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The APIs the gateway speaks; a new dialect is one more entry (see docs/dialects.md).
-DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR, SIMILARIX, FLOW)
+DIALECTS: tuple[Dialect, ...] = (DOOFINDER, XIMILAR, SIMILARIX, FLOW, COLLECTION)
 
 
 async def _sync_in_background(service: CatalogService) -> None:
@@ -66,9 +67,12 @@ def create_app(
         if any(engine.config.source is not None for engine in service.registry):
             # Syncs of folders and buckets: resume interrupted ones, run scheduled ones.
             scheduler = asyncio.create_task(_sync_in_background(service))
+        # Long jobs (collection content, fine-tuning) whose gateway stopped: run them again.
+        watcher = asyncio.create_task(service.runner.watch(settings.job_poll_s))
         yield
         if scheduler is not None:
             scheduler.cancel()
+        watcher.cancel()
         service.close()
 
     app = FastAPI(

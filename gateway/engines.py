@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from imgsearch.embedders.base import Embedder, EmbedderInfo
 from imgsearch.engine_config import EngineConfig
@@ -71,19 +73,71 @@ class EngineRuntime:
         self._verified.add(vector_field)
 
 
+class ConfigSource(Protocol):
+    """Where engines created at run time live (the collections in the system index)."""
+
+    def load_config(self, hashid: str) -> EngineConfig | None: ...
+
+
+@dataclass
+class _Stored:
+    runtime: EngineRuntime
+    checked: float  # time.monotonic() of the last read from the source
+
+
 class EngineRegistry:
-    def __init__(self, configs: dict[str, EngineConfig], make_embedder: EmbedderFactory) -> None:
+    """File engines, fixed at start-up, plus engines read from a ``ConfigSource``.
+
+    A stored engine is looked up on first use and read again once ``ttl_s`` has passed, so
+    every gateway sees engines created, changed or deleted by another one within ``ttl_s``.
+    Its runtime (loaded embedders, index check) is kept while its config is unchanged.
+    """
+
+    def __init__(
+        self,
+        configs: dict[str, EngineConfig],
+        make_embedder: EmbedderFactory,
+        source: ConfigSource | None = None,
+        ttl_s: float = 5.0,
+    ) -> None:
+        self.make_embedder = make_embedder
         self._engines = {
             hashid: EngineRuntime(config, make_embedder) for hashid, config in configs.items()
         }
+        self._source = source
+        self._ttl_s = ttl_s
+        self._stored: dict[str, _Stored] = {}
+        self._lock = threading.Lock()
 
     def get(self, hashid: str) -> EngineRuntime:
         engine = self._engines.get(hashid)
-        if engine is None:
-            raise UnknownEngine(f"Unknown search engine {hashid!r}")
-        return engine
+        if engine is not None:
+            return engine
+        with self._lock:
+            stored = self._stored.get(hashid)
+        if stored is not None and time.monotonic() - stored.checked < self._ttl_s:
+            return stored.runtime
+        return self.reload(hashid)
+
+    def reload(self, hashid: str) -> EngineRuntime:
+        """Read a stored engine's config now (after this gateway changed it, say)."""
+        config = self._source.load_config(hashid) if self._source is not None else None
+        with self._lock:
+            if config is None:
+                self._stored.pop(hashid, None)
+                raise UnknownEngine(f"Unknown search engine {hashid!r}")
+            stored = self._stored.get(hashid)
+            if stored is None or stored.runtime.config != config:
+                stored = _Stored(EngineRuntime(config, self.make_embedder), 0.0)
+                self._stored[hashid] = stored
+            stored.checked = time.monotonic()
+            return stored.runtime
+
+    def is_file_engine(self, hashid: str) -> bool:
+        return hashid in self._engines
 
     def __iter__(self) -> Iterator[EngineRuntime]:
+        """The file engines (stored ones are listed by their own store)."""
         return iter(self._engines.values())
 
     def hashids(self) -> list[str]:

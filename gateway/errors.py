@@ -54,9 +54,10 @@ class ErrorShapes:
         self._dialects = tuple(dialects)
 
     def dialect(self, path: str) -> Dialect | None:
-        """The dialect with the longest prefix of ``path`` (``/api/cores/`` before ``/api/``)."""
-        matching = [d for d in self._dialects if path.startswith(d.path_prefix)]
-        return max(matching, key=lambda d: len(d.path_prefix), default=None)
+        """The dialect with the longest prefix of ``path`` (``/api/cores/`` before ``/api/``),
+        matched on whole path segments (``/api/collection/`` is not ``/api/collections/``)."""
+        matching = [(len(p), d) for d in self._dialects if (p := d.prefix_of(path)) is not None]
+        return max(matching, key=lambda m: m[0], default=(0, None))[1]
 
     def status(self, path: str, status: int) -> int:
         dialect = self.dialect(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,16 @@ class GatewaySettings(BaseSettings):
     image_url_allow_private: bool = False
     embed_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     device: str | None = None
+    # Collections created over HTTP (docs/collections.md): the engine config they start from
+    # (default: CLIP ViT-B-32, no declared fields), the folder their CSV image paths are read
+    # from (none: URLs only), and whether a new one is readable without an API key.
+    collection_template: Path | None = None
+    collection_media_dir: Path | None = None
+    collection_read_access: Literal["open", "key"] = "open"
+    # Seconds before another gateway's changes to collections are seen here, and between
+    # looks for long jobs whose gateway stopped.
+    engine_ttl_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+    job_poll_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     @field_validator("opensearch_url")
     @classmethod

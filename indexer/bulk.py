@@ -95,6 +95,16 @@ def scan_ids(client: OpenSearch, index: str) -> Iterator[str]:
             yield str(hit["_id"])
 
 
+def scan_sources(
+    client: OpenSearch, index: str, fields: Iterable[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``_id``, ``_source`` limited to ``fields``) of every document in ``index``."""
+    query = {"query": {"match_all": {}}, "_source": {"includes": sorted(fields)}}
+    with backend_errors():
+        for hit in helpers.scan(client, index=index, query=query, size=1000):
+            yield str(hit["_id"]), hit.get("_source") or {}
+
+
 def delete_ids(
     client: OpenSearch, index: str, ids: Iterable[str], settings: BulkSettings
 ) -> Iterator[tuple[str, str | None]]:

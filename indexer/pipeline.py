@@ -30,6 +30,7 @@ from imgsearch.embedders.base import Embedder, EmbedderInfo
 from imgsearch.errors import ImgSearchError
 from imgsearch.image_fetch import fetch_image_bytes
 from imgsearch.images import ImageLimits, decode_image
+from imgsearch.url_guard import refuse_non_public_hosts
 from indexer.bulk import BulkSettings, bulk_write, existing_hashes
 from indexer.documents import build_document, content_hash, index_action
 from indexer.feeds import FeedError, FeedItem, FeedRecord
@@ -64,6 +65,8 @@ class PipelineSettings:
     op_type: Literal["index", "create"] = "index"
     # Test and tooling hook: called by the writer with the running count of written docs.
     on_written: Callable[[int], None] | None = None
+    # Image URLs from untrusted users (collections uploaded over HTTP): refuse private hosts.
+    public_urls_only: bool = False
 
     @property
     def window(self) -> int:
@@ -116,7 +119,10 @@ class Pipeline:
         self._pending: dict[str, str] = {}  # doc id -> ref, while its bulk write is in flight
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="indexer-io")
         # One connection pool for every image URL (httpx.Client is thread-safe).
-        self._http = httpx.Client(limits=httpx.Limits(max_connections=settings.workers * 2))
+        hooks = {"request": [refuse_non_public_hosts]} if settings.public_urls_only else {}
+        self._http = httpx.Client(
+            limits=httpx.Limits(max_connections=settings.workers * 2), event_hooks=hooks
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
 

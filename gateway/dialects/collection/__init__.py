@@ -1,0 +1,1 @@
+"""The collection API (museum and archive teams): collections, CSV content, keys, search."""
