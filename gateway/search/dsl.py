@@ -1,12 +1,18 @@
 """Neutral ``SearchRequest`` → OpenSearch ``_msearch`` header/body pairs. Pure.
 
-Plan of one search (``read_msearch`` in ``results.py`` reads it back in the same order):
+Why the plan is exact on any number of shards: the ``knn`` query returns, *per shard*, the
+``k`` nearest documents that pass the filters (efficient filtering inside the knn clause), and
+the global top ``k`` is always among their union. Hits sorted by ``(score desc, id asc)`` and
+cut at ``k`` are therefore the global pool, and ``total = min(matches, k)`` is its size.
+Aggregations are not: they count the whole union, up to ``k x shards`` documents. So facets
+are counted over the pool's own ids whenever the index has more than one shard.
+
+One shard (``build_msearch``, read back by ``results.read_msearch`` in the same order):
 
 1. The main body: a ``knn`` query on the request's vector field with ``k`` = pool size and
-   the complete filter *inside* the knn clause (efficient filtering: the pool is the k
-   nearest documents that pass). The lucene engine's knn query matches exactly those k
-   documents, so ``track_total_hits`` and the aggregations run over the pool. It carries
-   the aggregations of every facet whose field has no selected filter.
+   the complete filter *inside* the knn clause. On one shard Lucene's knn query matches
+   exactly those k documents, so ``track_total_hits`` and the aggregations run over the
+   pool. It carries the aggregations of every facet whose field has no selected filter.
    - Relevance order: ``from``/``size`` select the page; ties on score break on ``id``.
    - Field sort: OpenSearch would only sort the returned hits consistently on one shard,
      so the whole pool comes back (``from`` 0, ``size`` k, vectors left out of ``_source``)
@@ -14,6 +20,19 @@ Plan of one search (``read_msearch`` in ``results.py`` reads it back in the same
 2. One more body per facet whose field has a selected filter (disjunctive faceting): the
    same knn query whose filter leaves out that field's own clause, ``size`` 0, and only
    that facet's aggregations (plus exact counts of its selected values).
+
+Several shards, with facets counted by OpenSearch (``counts_pool_in_opensearch``): two passes.
+
+1. ``build_msearch(..., shards=n)``: per pool (the main one, then one per disjunctive facet)
+   its ``k`` best ``_id``s, best first, no ``_source`` (the main pool with ``_source`` when
+   it is re-ordered in Python).
+2. ``facet_msearch``: the page's documents by id (relevance order), then per pool its
+   aggregations over an ``ids`` query of exactly that pool.
+
+Without facets, with one result per product (facets counted from the pool's hits in
+Python) or with keywords (rankings fused in Python), one pass is exact on any number of
+shards. BM25 bodies ask for ``dfs_query_then_fetch`` so term statistics are the index's,
+not each shard's: their scores, hence the fused order, do not depend on the shard count.
 """
 
 from __future__ import annotations
@@ -256,41 +275,105 @@ def _pool_body(query: dict[str, Any], req: SearchRequest, source: Any) -> dict[s
     }
 
 
-def ranked_bodies(req: SearchRequest, config: EngineConfig) -> list[dict[str, Any]]:
+def ranked_lines(req: SearchRequest, config: EngineConfig, index: str) -> list[dict[str, Any]]:
     """With ``keywords``: per pool (the main one, then one per disjunctive facet) the k-NN
     ranking (when there is a vector) and the BM25 ranking, each the top ``k``, to be fused
-    and counted in ``results.py``."""
-    bodies: list[dict[str, Any]] = []
+    and counted in ``results.py``. BM25 bodies use the index's term statistics (DFS)."""
+    lines: list[dict[str, Any]] = []
     for facet in (None, *req.disjunctive_facets()):
         omit = facet.field if facet is not None else None
         source: Any = _source(config)
         if facet is not None:
             source = {"includes": sorted({ID_FIELD, facet.field, *_boost(req), *_collapse(req)})}
         if req.vector is not None:
-            bodies.append(_pool_body(knn_query(req, config, omit), req, source))
+            lines += [{"index": index}, _pool_body(knn_query(req, config, omit), req, source)]
         if lexical_fields(config) or req.vector is None:
-            bodies.append(_pool_body(lexical_query(req, config, omit), req, source))
-    return bodies
+            header = {"index": index, "search_type": "dfs_query_then_fetch"}
+            lines += [header, _pool_body(lexical_query(req, config, omit), req, source)]
+    return lines
 
 
 def rankings_per_pool(req: SearchRequest, config: EngineConfig) -> int:
-    """How many bodies ``ranked_bodies`` writes for each pool (1 or 2)."""
+    """How many bodies ``ranked_lines`` writes for each pool (1 or 2)."""
     return int(req.vector is not None) + int(bool(lexical_fields(config)) or req.vector is None)
 
 
-def build_msearch(req: SearchRequest, config: EngineConfig, index: str) -> list[dict[str, Any]]:
-    """Header/body pairs for ``_msearch``: the main body, then one per disjunctive facet
-    (with ``keywords``: the rankings of ``ranked_bodies``)."""
-    if req.keywords is not None:
-        bodies = ranked_bodies(req, config)
-    else:
-        bodies = [main_body(req, config)]
-        bodies.extend(disjunctive_body(facet, req, config) for facet in req.disjunctive_facets())
+def counts_pool_in_opensearch(req: SearchRequest) -> bool:
+    """Facets are counted by OpenSearch aggregations (not from the pool's hits in Python)."""
+    return bool(req.facets) and req.collapse is None and req.keywords is None
+
+
+def _lines(index: str, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for body in bodies:
         lines.append({"index": index})
         lines.append(body)
     return lines
+
+
+def build_msearch(
+    req: SearchRequest, config: EngineConfig, index: str, *, shards: int = 1
+) -> list[dict[str, Any]]:
+    """Header/body pairs for ``_msearch``: the main body, then one per disjunctive facet
+    (with ``keywords``: the rankings of ``ranked_lines``; on ``shards`` > 1 with facets
+    counted by OpenSearch: the first pass, ``pool_bodies``)."""
+    if req.keywords is not None:
+        return ranked_lines(req, config, index)
+    if shards > 1 and counts_pool_in_opensearch(req):
+        return _lines(index, pool_bodies(req, config))
+    bodies = [main_body(req, config)]
+    bodies.extend(disjunctive_body(facet, req, config) for facet in req.disjunctive_facets())
+    return _lines(index, bodies)
+
+
+def pool_bodies(req: SearchRequest, config: EngineConfig) -> list[dict[str, Any]]:
+    """First pass on several shards: per pool (main, then each disjunctive facet) its ``k``
+    best documents, best first; only ``_id`` and score, except a main pool re-ordered in
+    Python, which needs its fields."""
+    pools: list[dict[str, Any]] = []
+    for facet in (None, *req.disjunctive_facets()):
+        omit = facet.field if facet is not None else None
+        source: Any = _source(config) if facet is None and req.reorders_pool else False
+        pools.append(_pool_body(knn_query(req, config, omit), req, source))
+    return pools
+
+
+def facet_msearch(
+    req: SearchRequest,
+    config: EngineConfig,
+    index: str,
+    pools: Sequence[Sequence[str]],
+    page_ids: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Second pass on several shards: the page's documents by ``_id`` (none when the first
+    pass brought them), then per pool of ``pools`` (``_id``s, in ``pool_bodies`` order) its
+    facets counted over exactly those documents."""
+    disjunctive = req.disjunctive_facets()
+    if len(pools) != 1 + len(disjunctive):
+        raise ValueError(f"expected {1 + len(disjunctive)} pools, got {len(pools)}")
+    page = {
+        "query": {"ids": {"values": list(page_ids)}},
+        "size": len(page_ids),
+        "track_total_hits": False,
+        "_source": _source(config),
+    }
+    own = {facet.field for facet in disjunctive}
+    plain: dict[str, Any] = {}
+    for facet in req.facets:
+        if facet.field not in own:
+            plain.update(facet_aggs(facet, req, config))
+    aggs = [plain, *(facet_aggs(facet, req, config) for facet in disjunctive)]
+    bodies = [page]
+    for ids, pool_aggs in zip(pools, aggs, strict=True):
+        body: dict[str, Any] = {
+            "query": {"ids": {"values": list(ids)}},
+            "size": 0,
+            "track_total_hits": False,
+        }
+        if pool_aggs:
+            body["aggs"] = pool_aggs
+        bodies.append(body)
+    return _lines(index, bodies)
 
 
 def item_lookup_body(field: str, value: str) -> dict[str, Any]:

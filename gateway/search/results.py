@@ -2,13 +2,15 @@
 
 Reads the bodies in the order ``dsl.build_msearch`` wrote them. For a field sort the main
 body returned the whole pool; it is re-ordered here (sort keys in turn, documents missing
-a key last whatever the order, then similarity, then id) and the page sliced out.
+a key last whatever the order, then similarity, then id) and the page sliced out. On several
+shards (see ``dsl``'s docstring) ``read_pools`` reads the first pass and
+``read_facet_pass`` the second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.search.distances import hash_bits_from_score
@@ -175,10 +177,21 @@ def read_msearch(
             )
             return SearchResult(total=len(pool), hits=tuple(hits), facets=counted)
 
-    aggs_by_field: dict[str, dict[str, Any]] = {}
-    for facet, response in zip(disjunctive, responses[1:], strict=True):
-        aggs_by_field[facet.field] = response.get("aggregations", {})
-    main_aggs: dict[str, Any] = main.get("aggregations", {})
+    aggs_by_field = {
+        facet.field: response.get("aggregations", {})
+        for facet, response in zip(disjunctive, responses[1:], strict=True)
+    }
+    facets = _facets(req, config, main.get("aggregations", {}), aggs_by_field)
+    return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=facets)
+
+
+def _facets(
+    req: SearchRequest,
+    config: EngineConfig,
+    main_aggs: dict[str, Any],
+    aggs_by_field: dict[str, dict[str, Any]],
+) -> tuple[FacetResult, ...]:
+    """Every requested facet from its aggregations (its own body's when disjunctive)."""
     fields = config.searchable_fields()
     facets: list[FacetResult] = []
     for facet in req.facets:
@@ -188,13 +201,77 @@ def read_msearch(
             facets.append(_range_facet(facet, aggs, req))
         else:
             facets.append(_terms_facet(facet, aggs, req, spec.type if spec else None))
-    return SearchResult(total=min(total, req.k), hits=tuple(hits), facets=tuple(facets))
+    return tuple(facets)
+
+
+def shards_searched(responses: Sequence[dict[str, Any]]) -> int:
+    """The most shards any of the ``_msearch`` responses ran on (1 when none says)."""
+    return max((int(r.get("_shards", {}).get("total", 1)) for r in responses), default=1)
+
+
+@dataclass(frozen=True)
+class PoolPass:
+    """The first pass on several shards: per pool (main, then each disjunctive facet) the
+    ``_id``s of its ``k`` best documents, best first; the main pool's hits beside them."""
+
+    ids: tuple[tuple[str, ...], ...]
+    main: tuple[Hit, ...]
+
+    def page_ids(self, req: SearchRequest) -> tuple[str, ...]:
+        """The ``_id``s of the page to fetch; none when the main pool came with its fields."""
+        if req.reorders_pool:
+            return ()
+        return self.ids[0][req.offset : req.offset + req.rpp]
+
+
+def read_pools(responses: Sequence[dict[str, Any]], req: SearchRequest) -> PoolPass:
+    """``dsl.pool_bodies`` responses → each pool's ``_id``s (at most ``k``, best first)."""
+    if len(responses) != 1 + len(req.disjunctive_facets()):
+        raise BackendUnavailable(f"search backend answered {len(responses)} responses")
+    ids: list[tuple[str, ...]] = []
+    for response in responses:
+        _check(response)
+        raws = response.get("hits", {}).get("hits", [])[: req.k]
+        ids.append(tuple(str(raw.get("_id")) for raw in raws))
+    main = tuple(_hit(raw) for raw in responses[0].get("hits", {}).get("hits", [])[: req.k])
+    return PoolPass(ids=tuple(ids), main=main)
+
+
+def read_facet_pass(
+    responses: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig, first: PoolPass
+) -> SearchResult:
+    """``dsl.facet_msearch`` responses (the page's documents, then per pool its aggregations)
+    with the first pass → the result. A page document deleted between the passes is left out.
+    """
+    disjunctive = req.disjunctive_facets()
+    if len(responses) != 2 + len(disjunctive):
+        raise BackendUnavailable(f"search backend answered {len(responses)} responses")
+    for response in responses:
+        _check(response)
+    if req.reorders_pool:
+        hits = sort_pool(_pool(first.main, req), req.sort, config)[
+            req.offset : req.offset + req.rpp
+        ]
+    else:
+        fetched = {str(raw.get("_id")): raw for raw in responses[0].get("hits", {}).get("hits", [])}
+        scored = dict(zip(first.ids[0], first.main, strict=True))
+        hits = [
+            _hit({**fetched[i], "_score": scored[i].score})
+            for i in first.page_ids(req)
+            if i in fetched
+        ]
+    aggs_by_field = {
+        facet.field: response.get("aggregations", {})
+        for facet, response in zip(disjunctive, responses[2:], strict=True)
+    }
+    facets = _facets(req, config, responses[1].get("aggregations", {}), aggs_by_field)
+    return SearchResult(total=len(first.ids[0]), hits=tuple(hits), facets=facets)
 
 
 def _read_ranked(
     responses: Sequence[dict[str, Any]], req: SearchRequest, config: EngineConfig
 ) -> SearchResult:
-    """``ranked_bodies`` responses: fuse each pool's rankings, then page and count."""
+    """``ranked_lines`` responses: fuse each pool's rankings, then page and count."""
     per_pool = rankings_per_pool(req, config)
     disjunctive = req.disjunctive_facets()
     if len(responses) != per_pool * (1 + len(disjunctive)):

@@ -85,6 +85,8 @@ class ServiceCore:
         )
         self._embed_slots = anyio.Semaphore(settings.embed_concurrency)
         self._http = httpx.Client() if settings.image_url_allow_private else public_only_client()
+        # Shards the last search of each alias ran on: plans one pass or two (``search_ops``).
+        self.shards_seen: dict[str, int] = {}
 
     def close(self) -> None:
         self._http.close()

@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 
 from gateway.engines import EngineRuntime
-from gateway.search.dsl import build_msearch, radius_body
+from gateway.search.dsl import (
+    build_msearch,
+    counts_pool_in_opensearch,
+    facet_msearch,
+    radius_body,
+)
 from gateway.search.model import (
     Query,
     SearchRequest,
@@ -21,7 +26,14 @@ from gateway.search.model import (
     SingleQuery,
     TextQuery,
 )
-from gateway.search.results import collapse_hits, read_hits, read_msearch
+from gateway.search.results import (
+    collapse_hits,
+    read_facet_pass,
+    read_hits,
+    read_msearch,
+    read_pools,
+    shards_searched,
+)
 from gateway.service.dupe_ops import DupeOps
 from gateway.service.timings import Timings
 from imgsearch.embedders.base import TextEmbedder
@@ -39,17 +51,37 @@ class SearchOps(DupeOps):
         """k-NN search with the request's pool, filters, facets, sort and page.
 
         With ``request.keywords`` the BM25 ranking is fused in; without a ``query`` only the
-        words rank (blank words: the catalog in id order).
+        words rank (blank words: the catalog in id order). On an index of several shards,
+        OpenSearch-counted facets take a second pass over the pool's ids (``dsl``'s docstring);
+        the shard count is learnt from the responses, so a first search of a sharded alias
+        (or one whose alias moved to a sharded index) plans again once.
         """
         req, scale = await self._with_vector(engine, query, request, timings)
-        lines = build_msearch(req, engine.config, engine.config.alias)
+        alias = engine.config.alias
+        planned = self.shards_seen.get(alias, 1)
+        responses = await self._msearch(
+            build_msearch(req, engine.config, alias, shards=planned), timings
+        )
+        shards = self.shards_seen[alias] = shards_searched(responses)
+        if not counts_pool_in_opensearch(req) or planned == shards == 1:
+            return _rescaled(read_msearch(responses, req, engine.config), scale)
+        if planned == 1:  # planned for one shard: its facets counted up to k x shards documents
+            lines = build_msearch(req, engine.config, alias, shards=shards)
+            responses = await self._msearch(lines, timings)
+        first = read_pools(responses, req)
+        lines = facet_msearch(req, engine.config, alias, first.ids, first.page_ids(req))
+        second = await self._msearch(lines, timings)
+        return _rescaled(read_facet_pass(second, req, engine.config, first), scale)
+
+    async def _msearch(self, lines: list[dict[str, Any]], timings: Timings) -> list[dict[str, Any]]:
+        """One ``_msearch`` round trip → its responses, in the order of the bodies."""
         started = time.perf_counter()
         answer: dict[str, Any] = await self._backend(lambda: self.client.msearch(body=lines))
         timings.add("opensearch", started)
-        timings.parts["opensearch_took"] = float(
-            max((r.get("took", 0) for r in answer.get("responses", [])), default=0)
-        )
-        return _rescaled(read_msearch(answer.get("responses", []), req, engine.config), scale)
+        responses: list[dict[str, Any]] = answer.get("responses", [])
+        took = float(max((r.get("took", 0) for r in responses), default=0))
+        timings.parts["opensearch_took"] = timings.parts.get("opensearch_took", 0.0) + took
+        return responses
 
     async def search_text(
         self,

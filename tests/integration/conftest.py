@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from opensearchpy import OpenSearch, helpers
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from imgsearch.embedders.base import EmbedderInfo
 from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.images import decode_image
@@ -42,11 +44,15 @@ class Catalog:
         return {d["id"]: d for d in self.docs}
 
 
-def engine_config(hashid: str, alias: str, checkpoint: Path, **gateway: Any) -> EngineConfig:
+def engine_config(
+    hashid: str, alias: str, checkpoint: Path, shards: int = 1, replicas: int = 0, **gateway: Any
+) -> EngineConfig:
     return EngineConfig.model_validate(
         {
             "hashid": hashid,
             "alias": alias,
+            "shards": shards,
+            "replicas": replicas,
             "fields": {
                 "title": {"type": "text"},
                 "url": {"type": "keyword"},
@@ -64,13 +70,10 @@ def engine_config(hashid: str, alias: str, checkpoint: Path, **gateway: Any) -> 
     )
 
 
-@pytest.fixture(scope="session")
-def catalog(
-    os_client: OpenSearch, clothing_dataset: Path, tiny_clip_checkpoint: Path
-) -> Iterator[Catalog]:
-    alias = "it-gateway-catalog"
-    index = f"{alias}_v1"
-    config = engine_config("shop1", alias, tiny_clip_checkpoint)
+def catalog_docs(
+    clothing_dataset: Path, config: EngineConfig
+) -> tuple[list[dict[str, Any]], dict[str, Path], EmbedderInfo]:
+    """The validation photos embedded by ``config``'s CLIP, with seeded shop fields."""
     embedder = build_embedders(config)["clip"]
     rng = random.Random(1234)
     photos = sorted((clothing_dataset / "validation").rglob("*.jpg"))
@@ -98,14 +101,33 @@ def catalog(
                 "clip": [float(x) for x in vector],
             }
             docs.append(doc)
+    return docs, images, embedder.info
+
+
+def index_catalog(
+    os_client: OpenSearch, config: EngineConfig, docs: list[dict[str, Any]], info: EmbedderInfo
+) -> str:
+    """``docs`` in a fresh ``<alias>_v1`` (``config``'s shards and replicas) behind the alias."""
+    alias = config.alias
+    index = f"{alias}_v1"
     os_client.indices.delete(index=f"{alias}_v*", ignore_unavailable=True)
-    body = build_index_body(config, {"clip": embedder.info})
+    body = build_index_body(config, {"clip": info})
     body["aliases"] = {alias: {}}
     os_client.indices.create(index=index, body=body)
     actions = (
         {"_index": index, "_id": d["id"], "_source": {**d, "id_md5": _md5(d["id"])}} for d in docs
     )
     helpers.bulk(os_client, actions, refresh=True)
+    return index
+
+
+@pytest.fixture(scope="session")
+def catalog(
+    os_client: OpenSearch, clothing_dataset: Path, tiny_clip_checkpoint: Path
+) -> Iterator[Catalog]:
+    config = engine_config("shop1", "it-gateway-catalog", tiny_clip_checkpoint)
+    docs, images, info = catalog_docs(clothing_dataset, config)
+    index = index_catalog(os_client, config, docs, info)
     yield Catalog(config=config, docs=docs, images=images, index=index)
     os_client.indices.delete(index=index, ignore_unavailable=True)
 
@@ -127,26 +149,32 @@ def gateway_settings(opensearch_url: str) -> GatewaySettings:
     )
 
 
-@pytest.fixture(scope="session")
-def gateway(
-    catalog: Catalog, gateway_settings: GatewaySettings, tiny_clip_checkpoint: Path
+@contextmanager
+def catalog_gateway(
+    catalog: Catalog, settings: GatewaySettings, tiny_clip_checkpoint: Path
 ) -> Iterator[TestClient]:
+    """A gateway serving ``catalog``'s alias as shop1, plus locked, noimages and products."""
+    alias = catalog.config.alias
     restricted = engine_config(
-        "locked", catalog.config.alias, tiny_clip_checkpoint,
+        "locked", alias, tiny_clip_checkpoint,
         tokens=["secret-token"], allowed_origins=["https://*.shop.example"],
     )  # fmt: skip
-    disabled = engine_config(
-        "noimages", catalog.config.alias, tiny_clip_checkpoint, image_search=False
-    )
-    products = engine_config(
-        "products", catalog.config.alias, tiny_clip_checkpoint, product_field="product"
-    )
+    disabled = engine_config("noimages", alias, tiny_clip_checkpoint, image_search=False)
+    products = engine_config("products", alias, tiny_clip_checkpoint, product_field="product")
     engines = {
         "shop1": catalog.config,
         "locked": restricted,
         "noimages": disabled,
         "products": products,
     }
-    app = create_app(gateway_settings, engines)
+    app = create_app(settings, engines)
     with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    catalog: Catalog, gateway_settings: GatewaySettings, tiny_clip_checkpoint: Path
+) -> Iterator[TestClient]:
+    with catalog_gateway(catalog, gateway_settings, tiny_clip_checkpoint) as client:
         yield client

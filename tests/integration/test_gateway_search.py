@@ -1,23 +1,44 @@
-"""The gateway on the real node agrees with the brute-force reference, for many requests."""
+"""The gateway on the real node agrees with the brute-force reference, for many requests.
+
+The comparisons run on indexes of 1, 3 and 6 primary shards holding the same documents (the
+pool is the global top-k whatever the shard count); ``tests/cluster`` runs them again on a
+three-node cluster.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from opensearchpy import OpenSearch
 
 from gateway.dialects.doofinder.params import parse_params
+from gateway.settings import GatewaySettings
+from imgsearch.embedders.registry import build_embedders
 from imgsearch.images import decode_image
-from tests.integration.conftest import BRANDS, POOL_K, SIZES, Catalog
+from tests.integration.conftest import (
+    BRANDS,
+    POOL_K,
+    SIZES,
+    Catalog,
+    catalog_gateway,
+    engine_config,
+    index_catalog,
+)
 from tests.reference_search import Expected, evaluate
 from tests.tolerance import ranking_problems, tie_runs
 
 Pairs = list[tuple[str, str]]
 N_RANDOM_REQUESTS = 60
+SHARD_COUNTS = (1, 3, 6)
+WORDS = ["Acme dress", "Borealis hat", "shoes", "Cobalt longsleeve", "Dune pants", "t-shirt"]
 
 
 def _random_params(rng: random.Random, catalog: Catalog) -> Pairs:
@@ -101,7 +122,51 @@ def _page(body: dict[str, Any]) -> tuple[list[str], list[float]]:
     return [r["id"] for r in body["results"]], [r["score"] for r in body["results"]]
 
 
-def test_random_requests_match_brute_force(gateway: TestClient, catalog: Catalog) -> None:
+@contextmanager
+def sharded_catalog(
+    os_client: OpenSearch,
+    catalog: Catalog,
+    settings: GatewaySettings,
+    checkpoint: Path,
+    *,
+    shards: int,
+    replicas: int = 0,
+) -> Iterator[tuple[TestClient, Catalog]]:
+    """``catalog``'s documents in an index of ``shards`` primaries, and a gateway serving it."""
+    config = engine_config(
+        "shop1", f"it-gateway-shards{shards}", checkpoint, shards=shards, replicas=replicas
+    )
+    info = build_embedders(config)["clip"].info
+    index = index_catalog(os_client, config, catalog.docs, info)
+    copy = Catalog(config=config, docs=catalog.docs, images=catalog.images, index=index)
+    try:
+        with catalog_gateway(copy, settings, checkpoint) as client:
+            yield client, copy
+    finally:
+        os_client.indices.delete(index=index, ignore_unavailable=True)
+
+
+@pytest.fixture(scope="module", params=SHARD_COUNTS, ids=lambda n: f"{n}-shards")
+def sharded(
+    request: pytest.FixtureRequest,
+    os_client: OpenSearch,
+    catalog: Catalog,
+    gateway: TestClient,
+    gateway_settings: GatewaySettings,
+    tiny_clip_checkpoint: Path,
+) -> Iterator[tuple[TestClient, Catalog]]:
+    shards: int = request.param
+    if shards == 1:
+        yield gateway, catalog
+        return
+    with sharded_catalog(
+        os_client, catalog, gateway_settings, tiny_clip_checkpoint, shards=shards
+    ) as pair:
+        yield pair
+
+
+def check_random_requests(gateway: TestClient, catalog: Catalog) -> None:
+    """Random filters, facets, sorts and pages: as the brute-force reference says."""
     rng = random.Random(20261124)
     ids = sorted(catalog.images)
     ambiguous = 0
@@ -126,7 +191,7 @@ def test_random_requests_match_brute_force(gateway: TestClient, catalog: Catalog
     assert ambiguous <= N_RANDOM_REQUESTS // 6, ambiguous
 
 
-def test_one_result_per_product_matches_brute_force(gateway: TestClient, catalog: Catalog) -> None:
+def check_one_result_per_product(gateway: TestClient, catalog: Catalog) -> None:
     """An engine with ``product_field``: pages, totals and facets count products."""
     engine = gateway.app.state.service.engine("products")  # type: ignore[attr-defined]
     config = engine.config
@@ -152,6 +217,41 @@ def test_one_result_per_product_matches_brute_force(gateway: TestClient, catalog
         products = [catalog.docs_by_id[r["id"]]["product"] for r in body["results"]]
         assert len(products) == len(set(products)), "one result per product"
         assert_facets(body, expected, pairs)
+
+
+def check_hybrid_as_on_one_shard(gateway: TestClient, one_shard: TestClient) -> None:
+    """Words (CLIP text tower fused with BM25): the same pages, totals and facets as the same
+    documents on one shard, BM25 statistics being the index's (``tests/test_text_search.py``
+    checks the one-shard answer against its own reference)."""
+    rng = random.Random(5)
+    for words in WORDS:
+        pairs = [("query", words), ("rpp", "10"), ("page", str(rng.randint(1, 3)))]
+        if rng.random() < 0.5:
+            pairs.append(("filter[brand][]", rng.choice(BRANDS)))
+        pairs += [("facets[0][field]", "brand"), ("facets[1][field]", "category")]
+        pairs += [("facets[2][field]", "price")]
+        got = gateway.get("/6/shop1/_search", params=pairs)
+        want = one_shard.get("/6/shop1/_search", params=pairs)
+        assert got.status_code == want.status_code == 200, (got.text, want.text)
+        mine, theirs = got.json(), want.json()
+        assert _page(mine)[0] == _page(theirs)[0], pairs
+        assert _page(mine)[1] == pytest.approx(_page(theirs)[1], abs=1e-9), pairs
+        assert mine["total"] == theirs["total"], pairs
+        assert _facets(mine) == _facets(theirs), pairs
+
+
+def test_random_requests_match_brute_force(sharded: tuple[TestClient, Catalog]) -> None:
+    check_random_requests(*sharded)
+
+
+def test_one_result_per_product_matches_brute_force(sharded: tuple[TestClient, Catalog]) -> None:
+    check_one_result_per_product(*sharded)
+
+
+def test_hybrid_text_search_does_not_depend_on_shards(
+    sharded: tuple[TestClient, Catalog], gateway: TestClient
+) -> None:
+    check_hybrid_as_on_one_shard(sharded[0], gateway)
 
 
 def test_response_shape_and_dfid(gateway: TestClient, catalog: Catalog) -> None:

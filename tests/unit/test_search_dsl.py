@@ -11,6 +11,7 @@ from gateway.search.distances import hash_bits_from_score
 from gateway.search.dsl import (
     NEAR_DUPLICATES_SCRIPT,
     build_msearch,
+    facet_msearch,
     filter_to_dsl,
     near_duplicates_body,
 )
@@ -197,3 +198,54 @@ def test_read_near_duplicate_candidates() -> None:
     assert found == [("sku-1", 0, {"centre": 1}), ("y", 4, None)]
     with pytest.raises(BackendUnavailable):
         read_near_duplicate_candidates({"error": {"type": "x", "reason": "broken"}}, "phash")
+
+
+def _facet_request(**kwargs: Any) -> SearchRequest:
+    return request(
+        filters={"brand": BRAND},
+        facets=(FacetRequest("brand", 5, "terms"), FacetRequest("price", 20, "range")),
+        **kwargs,
+    )
+
+
+def test_several_shards_first_pass_reads_each_pools_ids() -> None:
+    lines = build_msearch(_facet_request(page=2, rpp=10), CONFIG, "shop", shards=3)
+    assert len(lines) == 4, "the main pool, then brand's own (disjunctive) pool"
+    main, brand = lines[1], lines[3]
+    for body in (main, brand):
+        assert (body["size"], body["_source"], "aggs" in body) == (50, False, False)
+        assert body["sort"] == [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}]
+    assert _knn(main)["filter"] == {"terms": {"brand": ["nike"]}}
+    assert "filter" not in _knn(brand)
+    sorted_lines = build_msearch(_facet_request(sort=(SortKey("price"),)), CONFIG, "s", shards=3)
+    assert sorted_lines[1]["_source"] == {"excludes": ["clip", "color"]}, "sorted in Python"
+
+
+def test_one_pass_wherever_python_counts_or_there_are_no_facets() -> None:
+    plain = build_msearch(request(), CONFIG, "shop", shards=6)
+    assert plain == build_msearch(request(), CONFIG, "shop")
+    products = _facet_request(collapse="product")
+    assert build_msearch(products, CONFIG, "s", shards=6) == build_msearch(products, CONFIG, "s")
+
+
+def test_several_shards_second_pass_counts_each_pool_by_id() -> None:
+    req = _facet_request()
+    lines = facet_msearch(req, CONFIG, "shop", [("a", "b", "c"), ("a", "d")], ("b", "c"))
+    assert len(lines) == 6
+    page, main, brand = lines[1], lines[3], lines[5]
+    assert page["query"] == {"ids": {"values": ["b", "c"]}}
+    assert (page["size"], page["_source"]) == (2, {"excludes": ["clip", "color"]})
+    assert main["query"] == {"ids": {"values": ["a", "b", "c"]}}
+    assert set(main["aggs"]) == {"f|price"}, "plain facets over the main pool"
+    assert brand["query"] == {"ids": {"values": ["a", "d"]}}
+    assert set(brand["aggs"]) == {"f|brand", "s|brand"}
+    assert main["size"] == brand["size"] == 0
+    with pytest.raises(ValueError, match="pools"):
+        facet_msearch(req, CONFIG, "shop", [("a",)], ())
+
+
+def test_bm25_rankings_use_the_index_term_statistics() -> None:
+    lines = build_msearch(request(keywords="red dress"), CONFIG, "shop")
+    headers = lines[0::2]
+    assert headers[0] == {"index": "shop"}, "the k-NN ranking"
+    assert headers[1] == {"index": "shop", "search_type": "dfs_query_then_fetch"}

@@ -16,7 +16,7 @@ from gateway.search.model import (
     Terms,
     TermsFacetResult,
 )
-from gateway.search.results import read_msearch
+from gateway.search.results import read_facet_pass, read_msearch, read_pools, shards_searched
 from imgsearch.errors import BackendUnavailable
 from tests.unit.search_config import CONFIG
 
@@ -176,3 +176,41 @@ ERROR_CASES: list[tuple[list[dict[str, Any]], str, str]] = [
 def test_backend_errors(responses: list[dict[str, Any]], message: str, why: str) -> None:
     with pytest.raises(BackendUnavailable, match=message):
         read_msearch(responses, request(), CONFIG)
+
+
+def _ids_only(*pairs: tuple[str, float]) -> dict[str, Any]:
+    return {"hits": {"hits": [{"_id": i, "_score": s} for i, s in pairs]}}
+
+
+def test_two_passes_page_from_the_first_and_facets_from_the_second() -> None:
+    req = request(
+        k=3,
+        rpp=2,
+        page=1,
+        filters={"brand": Terms("brand", ("nike",))},
+        facets=(FacetRequest("brand", 5, "terms"), FacetRequest("price", 5, "range")),
+    )
+    first = read_pools(
+        [
+            _ids_only(("doc-1", 0.9), ("doc-2", 0.8), ("doc-3", 0.7), ("doc-4", 0.6)),
+            _ids_only(("doc-5", 0.95)),
+        ],
+        req,
+    )
+    assert first.ids == (("doc-1", "doc-2", "doc-3"), ("doc-5",)), "each pool cut at k"
+    assert first.page_ids(req) == ("doc-1", "doc-2")
+    page = response([hit("2", 1.0), hit("1", 1.0)], 2)  # the ids query: any order, score 1
+    main = response([], 0, {"f|price": {"min": 5.0, "max": 9.0}})
+    brand = response([], 0, {"f|brand": {"buckets": [{"key": "nike", "doc_count": 1}]}})
+    result = read_facet_pass([page, main, brand], req, CONFIG, first)
+    assert [(h.id, h.score) for h in result.hits] == [("1", 0.9), ("2", 0.8)]
+    assert result.total == 3
+    assert result.facets[1] == RangeFacetResult("price", 5.0, 9.0)
+    assert result.facets[0].items == (TermCount("nike", 1),)  # type: ignore[union-attr]
+    with pytest.raises(BackendUnavailable):
+        read_facet_pass([page, main], req, CONFIG, first)
+
+
+def test_shards_searched() -> None:
+    assert shards_searched([{"_shards": {"total": 3}}, {"_shards": {"total": 1}}]) == 3
+    assert shards_searched([{"error": "x"}]) == 1
