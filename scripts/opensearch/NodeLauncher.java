@@ -5,6 +5,9 @@ import org.codelibs.opensearch.runner.OpenSearchRunner;
  * 127.0.0.1. Run in Java's single-file source mode by scripts/opensearch.py; it prints
  * "READY <port>" once the cluster is green and stays up until killed.
  * Args: basePath httpPort. path.repo is $OPENSEARCH_PATH_REPO, else basePath/../snapshots.
+ * A member of a multi-node cluster adds: transportPort nodeName seedHosts initialManagers
+ * (seed transport addresses and the cluster-manager-eligible node names, comma-separated);
+ * its cluster is named imgsearch-cluster, so it never meets the single imgsearch-local node.
  */
 public final class NodeLauncher {
   public static void main(String[] args) throws Exception {
@@ -13,6 +16,7 @@ public final class NodeLauncher {
     // Filesystem snapshot repositories may live under here (imgsearch snapshot/restore).
     String pathRepo = System.getenv().getOrDefault("OPENSEARCH_PATH_REPO",
         new java.io.File(basePath).getAbsoluteFile().getParent() + "/snapshots");
+    boolean member = args.length >= 6;
     OpenSearchRunner runner = new OpenSearchRunner();
     runner.setMaxHttpPort(-1); // use exactly baseHttpPort + 1, no probing
     runner.onBuild((number, settings) -> {
@@ -23,6 +27,12 @@ public final class NodeLauncher {
       settings.put("action.auto_create_index", "false");
       settings.put("http.cors.enabled", "false");
       settings.put("path.repo", pathRepo);
+      if (member) {
+        settings.put("transport.port", args[2]);
+        settings.put("node.name", args[3]);
+        settings.putList("discovery.seed_hosts", args[4].split(","));
+        settings.putList("cluster.initial_cluster_manager_nodes", args[5].split(","));
+      }
     });
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       try { runner.close(); } catch (Exception e) { e.printStackTrace(); }
@@ -32,7 +42,7 @@ public final class NodeLauncher {
           "-basePath", basePath,
           "-numOfNode", "1",
           "-baseHttpPort", String.valueOf(httpPort - 1),
-          "-clusterName", "imgsearch-local",
+          "-clusterName", member ? "imgsearch-cluster" : "imgsearch-local",
           "-pluginTypes", "org.opensearch.knn.plugin.KNNPlugin",
           "-printOnFailure");
       runner.ensureYellow();
