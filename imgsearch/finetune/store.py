@@ -1,0 +1,92 @@
+"""Adapters in OpenSearch (``imgsearch-adapters``), so every gateway instance can load them.
+
+One document per adapter, its id the adapter's content hash; the matrix is stored as
+base64 float32 (not indexed). An adapter never changes once written, so a process caches what
+it loaded, and a load checks that the bytes still hash to the id asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from imgsearch.errors import EmbedderMismatch, NotFound
+from imgsearch.finetune.adapter import Adapter
+from imgsearch.search_client import backend_errors
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+logger = logging.getLogger(__name__)
+
+ADAPTERS_INDEX = "imgsearch-adapters"
+_MAPPING = {
+    "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+    "mappings": {
+        "dynamic": False,
+        "properties": {
+            "base_version": {"type": "keyword"},
+            "created": {"type": "date"},
+            "matrix": {"type": "object", "enabled": False},
+        },
+    },
+}
+
+
+class AdapterStore:
+    def __init__(self, client: OpenSearch) -> None:
+        self.client = client
+        self._cache: dict[str, Adapter] = {}
+        self._lock = threading.Lock()
+
+    def save(self, adapter: Adapter, training: dict[str, object] | None = None) -> str:
+        """Write ``adapter`` (idempotent: same content, same id) and return its id."""
+        adapter_id = adapter.adapter_id
+        body = {
+            "base_version": adapter.base_version,
+            "dim": adapter.dim,
+            "matrix": {"f32_base64": base64.b64encode(adapter.matrix.astype("<f4").tobytes())
+                       .decode()},
+            "created": datetime.now(UTC).isoformat(),
+            "training": training or {},
+        }  # fmt: skip
+        with backend_errors():
+            if not self.client.indices.exists(index=ADAPTERS_INDEX):
+                self.client.indices.create(index=ADAPTERS_INDEX, body=_MAPPING, ignore=[400])
+            self.client.index(
+                index=ADAPTERS_INDEX, id=adapter_id, body=body, params={"refresh": "true"}
+            )
+        with self._lock:
+            self._cache[adapter_id] = adapter
+        return adapter_id
+
+    def load(self, adapter_id: str) -> Adapter:
+        """The adapter with this id; ``EmbedderMismatch`` if it is missing or corrupt."""
+        with self._lock:
+            cached = self._cache.get(adapter_id)
+        if cached is not None:
+            return cached
+        try:
+            with backend_errors():
+                doc: dict[str, Any] = self.client.get(index=ADAPTERS_INDEX, id=adapter_id)
+        except NotFound:
+            raise EmbedderMismatch(
+                f"adapter {adapter_id} (a fine-tuning of this collection) is not in "
+                f"{ADAPTERS_INDEX}; fine-tune again or roll the index back"
+            ) from None
+        source = doc["_source"]
+        dim = int(source["dim"])
+        raw = base64.b64decode(source["matrix"]["f32_base64"])
+        matrix = np.frombuffer(raw, dtype="<f4").reshape(dim, dim)
+        adapter = Adapter(str(source["base_version"]), matrix)
+        if adapter.adapter_id != adapter_id:
+            raise EmbedderMismatch(f"adapter {adapter_id} in {ADAPTERS_INDEX} is corrupt")
+        with self._lock:
+            self._cache[adapter_id] = adapter
+        logger.info("loaded adapter %s for %s", adapter_id[:12], adapter.base_version)
+        return adapter
