@@ -209,6 +209,19 @@ class CollectionOps(WriteOps):
             "problems": problems[:MAX_REPORTED_PROBLEMS],
         }  # fmt: skip
 
+    async def cancel_jobs(self, record: CollectionRecord) -> list[str]:
+        """Cancel the collection's active jobs (content update, fine-tuning); their kinds."""
+
+        def cancel() -> list[str]:
+            kinds = [k for k in (CONTENT_JOB, FINETUNE_JOB) if self.runner.active(k, record.hashid)]
+            if not kinds:
+                raise Conflict(f"collection {record.id} has no job in progress")
+            for kind in kinds:
+                self.runner.cancel(kind, record.hashid)
+            return kinds
+
+        return await self._backend(cancel)
+
     async def export_csv(self, record: CollectionRecord) -> str:
         """The content as the CSV that uploads back to the same records."""
         engine = await to_thread.run_sync(self.registry.get, record.hashid)

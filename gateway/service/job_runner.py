@@ -69,7 +69,7 @@ class JobRunner:
         self.client = client
         self.owner = uuid.uuid4().hex
         self._handlers: dict[str, Handler] = {}
-        self._running: dict[str, threading.Thread] = {}
+        self._running: dict[str, tuple[threading.Thread, JobContext]] = {}
         self._lock = threading.Lock()
         self._ready = False
 
@@ -150,10 +150,15 @@ class JobRunner:
         return {k: v for k, v in body.items() if k != "params"}
 
     def cancel(self, kind: str, key: str) -> None:
-        """Ask the running job to stop; ``Conflict`` if none is active."""
+        """Ask the job to stop (here at once, on another gateway at its next heartbeat);
+        ``Conflict`` if none is active."""
         if not self.active(kind, key):
             raise Conflict(f"no {kind} job for {key} is in progress")
         self._update(f"{kind}:{key}", cancel_requested=True)
+        with self._lock:
+            here = self._running.get(f"{kind}:{key}")
+        if here is not None:
+            here[1].cancel.set()
 
     def forget(self, kind: str, key: str) -> None:
         """Delete the job's state (its collection is gone)."""
@@ -166,7 +171,7 @@ class JobRunner:
             target=self._run, args=(kind, context), name=f"job-{kind}-{key}", daemon=True
         )
         with self._lock:
-            self._running[f"{kind}:{key}"] = thread
+            self._running[f"{kind}:{key}"] = (thread, context)
         thread.start()
 
     def _run(self, kind: str, context: JobContext) -> None:
@@ -206,7 +211,7 @@ class JobRunner:
 
     def running_here(self) -> list[str]:
         with self._lock:
-            return [doc_id for doc_id, t in self._running.items() if t.is_alive()]
+            return [doc_id for doc_id, (t, _) in self._running.items() if t.is_alive()]
 
     # -- recovery -------------------------------------------------------------------------
 

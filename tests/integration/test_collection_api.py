@@ -465,3 +465,24 @@ def test_an_update_interrupted_by_a_restart_is_run_again(
         info = wait_done(restarted, collection)
     assert info["content_update"]["status"] == "done"
     assert info["number_of_images"] == 5
+
+
+def test_a_cancelled_update_leaves_the_old_content(
+    api: TestClient, admin: str, collection: int, media: Path
+) -> None:
+    upload(api, collection, good_csv(media, 4), admin)
+    everything = good_csv(media, 300)
+    sent = api.post(f"/api/collection/{collection}/updatecontent",
+                    json={"content": b64(everything)}, headers={"API-Key": admin})  # fmt: skip
+    assert sent.status_code == 200
+    again = api.post(f"/api/collection/{collection}/updatecontent",
+                     json={"content": b64(everything)}, headers={"API-Key": admin})  # fmt: skip
+    assert again.status_code == 409, "one content update at a time"
+    cancelled = api.post(f"/api/collection/{collection}/cancel", headers={"API-Key": admin})
+    assert cancelled.status_code == 200 and cancelled.json()["cancelled"] == ["content"]
+    info = wait_done(api, collection)
+    assert info["content_update"]["status"] == "cancelled"
+    assert info["number_of_images"] == 4, "the alias never moved"
+    none = api.post(f"/api/collection/{collection}/cancel", headers={"API-Key": admin})
+    assert none.status_code == 409 and set(none.json()) == {"error", "status"}
+    assert upload(api, collection, good_csv(media, 6), admin)["number_of_images"] == 6

@@ -143,6 +143,17 @@ async def delete(
     return _ok(id=record.id)
 
 
+@router.post("/collection/{collection_id}/cancel", summary="Cancel the running jobs")
+async def cancel(
+    collection_id: CollectionId, service: Service, api_key: ApiKeyHeader = None
+) -> Response:
+    """Not in the reference: stops a content update or fine-tuning in progress (409 if none).
+    A cancelled content update leaves the old content served."""
+    record = await service.collection(collection_id)
+    await service.authorize(record, api_key, write=True)
+    return _ok(cancelled=await service.cancel_jobs(record))
+
+
 @router.post("/collection/{collection_id}/search", summary="Similarity search")
 async def search(
     collection_id: CollectionId, body: SearchBody, service: Service, api_key: ApiKeyHeader = None
