@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # opensearch-py logs every request at INFO; keep that for --verbose.
-    logging.getLogger("opensearch").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # opensearch-py logs every request at INFO and every failed attempt with its traceback at
+    # WARNING; keep those for --verbose (the commands report what failed themselves).
+    logging.getLogger("opensearch").setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     code: int = args.handler(args)
     return code
 

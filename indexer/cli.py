@@ -11,12 +11,17 @@ from typing import Any
 
 from imgsearch.cli_options import add_engine_options, opensearch_url
 from imgsearch.engine_config import load_engine_config
-from imgsearch.errors import ImgSearchError
+from imgsearch.errors import BackendTimeout, BackendUnavailable, ImgSearchError
 from indexer.bulk import BulkSettings
 from indexer.pipeline import PipelineSettings
 from indexer.runner import IndexOptions, index_feed
 
 logger = logging.getLogger(__name__)
+
+RESUME_HINT = (
+    "the run stopped; what was written is kept, so run the same command again once the "
+    "cluster is back and it goes on where it stopped"
+)
 
 DESCRIPTION = """\
 Index a catalog into OpenSearch: read every record of FEED, fetch and decode its image,
@@ -114,8 +119,8 @@ def _positive(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from imgsearch.search_client import make_client
 
-    if not getattr(args, "verbose", False):  # one line per HTTP request is noise here
-        logging.getLogger("opensearch").setLevel(logging.WARNING)
+    if not getattr(args, "verbose", False):  # per-request lines and retry tracebacks are noise
+        logging.getLogger("opensearch").setLevel(logging.ERROR)
     try:
         url = opensearch_url(args)
     except ImgSearchError as exc:
@@ -138,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_engine_config(args.engine)
         summary = index_feed(args.feed, config, client, options)
+    except (BackendUnavailable, BackendTimeout) as exc:
+        print(f"error: {exc.message}: {RESUME_HINT}", file=sys.stderr)
+        return 2
     except ImgSearchError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from opensearchpy import OpenSearch
 
 from imgsearch.search_client import make_client
 
-pytest_plugins = ["tests.fixtures_clip"]
+pytest_plugins = ["tests.fixtures_clip", "tests.private_node"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "clothing"
