@@ -451,8 +451,9 @@ def test_an_update_interrupted_by_a_restart_is_run_again(
     settings: GatewaySettings, api: TestClient, admin: str, collection: int, media: Path,
     os_client: OpenSearch,
 ) -> None:  # fmt: skip
-    """A gateway that stopped mid-update leaves a running job with an old heartbeat; the
-    next gateway claims it and runs it from the CSV kept in the job's state."""
+    """A gateway that stopped mid-update leaves a running job with an old heartbeat; a live
+    gateway (the restarted one, or the module's, whichever looks first) claims it and runs
+    it from the CSV kept in the job's state."""
     hashid = f"collection-{collection}"
     long_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     os_client.index(index=JOBS_INDEX, id=f"content:{hashid}", refresh=True, body={
