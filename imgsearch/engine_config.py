@@ -149,6 +149,34 @@ class GatewaySpec(_Strict):
     color_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
 
 
+class KnnMethod(_Strict):
+    """How the k-NN vector fields are indexed: the library, HNSW's graph, and quantisation.
+
+    ``lucene`` (the default, in every OpenSearch with the k-NN plugin) filters inside the
+    graph walk; ``encoder: sq`` stores 7-bit scalar-quantised copies the search walks
+    (lucene keeps the float vectors too, for merging and rescoring). ``faiss`` and ``nmslib``
+    are native libraries the cluster must ship (the local test node has neither);
+    ``encoder: sq`` with faiss means fp16. ``ef_search`` is the native libraries' search
+    breadth (an index setting); lucene explores at least ``k`` candidates per shard, so the
+    engine's pool size ``gateway.k`` plays that part and ``ef_search`` is refused for it.
+    Measured in ``bench/knn_quantization.py``.
+    """
+
+    engine: Literal["lucene", "faiss", "nmslib"] = "lucene"
+    m: Annotated[int, Field(ge=2, le=100)] = 16
+    ef_construction: Annotated[int, Field(ge=2, le=4096)] = 128
+    ef_search: Annotated[int, Field(ge=2, le=10_000)] | None = None
+    encoder: Literal["none", "sq"] = "none"
+
+    @model_validator(mode="after")
+    def _supported(self) -> KnnMethod:
+        if self.engine == "lucene" and self.ef_search is not None:
+            raise ValueError("lucene has no ef_search setting: its breadth is gateway.k")
+        if self.engine == "nmslib" and self.encoder != "none":
+            raise ValueError("nmslib has no encoders; use lucene or faiss for quantisation")
+        return self
+
+
 # What a synced collection stores about each file (Similarix's file fields).
 SOURCE_FIELDS = {
     "file_name": {"type": "keyword"},
@@ -192,6 +220,7 @@ class EngineConfig(_Strict):
     source: SourceSpec | None = None
     shards: Annotated[int, Field(ge=1, le=64)] = 1
     replicas: Annotated[int, Field(ge=0, le=8)] = 0
+    knn: KnnMethod = KnnMethod()
     retain_versions: Annotated[int, Field(ge=0, le=20)] = 1
 
     @field_validator("hashid", "alias")

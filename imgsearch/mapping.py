@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from imgsearch.embedders.base import EmbedderInfo
-from imgsearch.engine_config import EngineConfig
+from imgsearch.engine_config import EngineConfig, KnnMethod
 from imgsearch.errors import ConfigError
 
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
@@ -55,11 +55,24 @@ def build_index_body(config: EngineConfig, infos: dict[str, EmbedderInfo]) -> di
     vector_templates = _template("vectors")
     for name, info in infos.items():
         properties[name] = _fill(copy.deepcopy(vector_templates[info.storage]), {"dim": info.dim})
+        if "method" in properties[name]:
+            properties[name]["method"] = knn_method(config.knn, properties[name]["method"])
+    if config.knn.ef_search is not None:
+        body["settings"]["index"]["knn.algo_param.ef_search"] = config.knn.ef_search
     body["mappings"]["_meta"] = {
         "engine": config.hashid,
         "vectors": {name: info.as_meta() for name, info in infos.items()},
     }
     return body
+
+
+def knn_method(method: KnnMethod, template: dict[str, Any]) -> dict[str, Any]:
+    """The template's ``method`` (its space type) with the engine's library and parameters."""
+    parameters: dict[str, Any] = {"m": method.m, "ef_construction": method.ef_construction}
+    if method.encoder == "sq":
+        sq_type = {"faiss": {"type": "fp16"}, "lucene": {}}[method.engine]
+        parameters["encoder"] = {"name": "sq", "parameters": sq_type}
+    return {**template, "engine": method.engine, "parameters": parameters}
 
 
 def vector_meta(mapping_meta: dict[str, Any]) -> dict[str, EmbedderInfo]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from pydantic import ValidationError
 
 from imgsearch.embedders.base import EmbedderInfo
 from imgsearch.engine_config import EngineConfig
@@ -87,3 +90,61 @@ def test_templates_are_not_mutated_between_calls() -> None:
 def test_every_vector_needs_its_embedder_info() -> None:
     with pytest.raises(ConfigError, match="hash"):
         build_index_body(CONFIG, {k: v for k, v in INFOS.items() if k != "hash"})
+
+
+def _method(knn: dict[str, object]) -> tuple[dict[str, Any], dict[str, Any]]:
+    config = EngineConfig.model_validate({**CONFIG.model_dump(mode="json"), "knn": knn})
+    body = build_index_body(config, INFOS)
+    return body["mappings"]["properties"]["clip"]["method"], body["settings"]["index"]
+
+
+def test_default_method_is_lucene_hnsw_float() -> None:
+    method, settings = _method({})
+    assert method == {
+        "name": "hnsw",
+        "engine": "lucene",
+        "space_type": "cosinesimil",
+        "parameters": {"m": 16, "ef_construction": 128},
+    }
+    assert "knn.algo_param.ef_search" not in settings
+
+
+def test_lucene_scalar_quantisation_and_graph_parameters() -> None:
+    method, _ = _method({"m": 32, "ef_construction": 256, "encoder": "sq"})
+    assert method["engine"] == "lucene" and method["space_type"] == "cosinesimil"
+    assert method["parameters"] == {
+        "m": 32,
+        "ef_construction": 256,
+        "encoder": {"name": "sq", "parameters": {}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("knn", "parameters"),
+    [
+        ({"engine": "faiss", "encoder": "sq", "ef_search": 300},
+         {"m": 16, "ef_construction": 128,
+          "encoder": {"name": "sq", "parameters": {"type": "fp16"}}}),
+        ({"engine": "nmslib", "m": 24, "ef_search": 300}, {"m": 24, "ef_construction": 128}),
+    ],
+)  # fmt: skip
+def test_native_libraries_for_clusters_that_ship_them(
+    knn: dict[str, object], parameters: dict[str, object]
+) -> None:
+    method, settings = _method(knn)
+    assert method["engine"] == knn["engine"] and method["parameters"] == parameters
+    assert settings["knn.algo_param.ef_search"] == 300
+    body = build_index_body(
+        EngineConfig.model_validate({**CONFIG.model_dump(mode="json"), "knn": knn}), INFOS
+    )
+    assert body["mappings"]["properties"]["hist"]["method"]["engine"] == knn["engine"]
+    assert "method" not in body["mappings"]["properties"]["hash"]
+
+
+@pytest.mark.parametrize(
+    "knn",
+    [{"ef_search": 100}, {"engine": "nmslib", "encoder": "sq"}, {"m": 1}, {"engine": "hnswlib"}],
+)
+def test_unsupported_methods_are_config_errors(knn: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        EngineConfig.model_validate({**CONFIG.model_dump(mode="json"), "knn": knn})
