@@ -125,6 +125,9 @@ def test_every_dialect_folder_is_mounted_under_its_prefix() -> None:
         "export-onnx",
         "keys",
         "csv",
+        "cluster",
+        "snapshot",
+        "restore",
     ],
 )
 def test_imgsearch_keeps_its_subcommands(command: str) -> None:
@@ -139,5 +142,7 @@ def test_imgsearch_keeps_its_subcommands(command: str) -> None:
         args = ["create", "--access", "write"]
     if command == "csv":
         args = ["export", *args, "out.csv"]
+    if command == "restore":
+        args = [*args, "--snapshot", "s1"]
     parsed = build_parser().parse_args([command, *args])
     assert callable(parsed.handler) and parsed.command == command
