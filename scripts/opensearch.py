@@ -151,6 +151,9 @@ def node_command(base: Path, http_port: int, heap: str, member: list[str]) -> li
     ]  # fmt: skip
 
 
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
 def spawn(cmd: list[str], log_file: Path, pid_file: Path) -> subprocess.Popen[bytes]:
     """Start a node in its own session (so a signal reaches its whole process group)."""
     with log_file.open("ab") as log_out:
@@ -159,6 +162,7 @@ def spawn(cmd: list[str], log_file: Path, pid_file: Path) -> subprocess.Popen[by
             start_new_session=True, cwd=str(CACHE),
         )  # fmt: skip
     pid_file.write_text(f"{proc.pid}\n")
+    _SPAWNED.append(proc)  # nodes outlive their Popen: never let one be collected mid-run
     return proc
 
 

@@ -24,10 +24,10 @@ One shard (``build_msearch``, read back by ``results.read_msearch`` in the same 
 Several shards, with facets counted by OpenSearch (``counts_pool_in_opensearch``): two passes.
 
 1. ``build_msearch(..., shards=n)``: per pool (the main one, then one per disjunctive facet)
-   its ``k`` best ``_id``s, best first, no ``_source`` (the main pool with ``_source`` when
-   it is re-ordered in Python).
+   its ``k`` best ids, best first, read from the sort values: no stored field is loaded
+   (the main pool with ``_source`` when it is re-ordered in Python).
 2. ``facet_msearch``: the page's documents by id (relevance order), then per pool its
-   aggregations over an ``ids`` query of exactly that pool.
+   aggregations over a ``terms`` query on ``id`` listing exactly that pool.
 
 Without facets, with one result per product (facets counted from the pool's hits in
 Python) or with keywords (rankings fused in Python), one pass is exact on any number of
@@ -328,13 +328,20 @@ def build_msearch(
 
 def pool_bodies(req: SearchRequest, config: EngineConfig) -> list[dict[str, Any]]:
     """First pass on several shards: per pool (main, then each disjunctive facet) its ``k``
-    best documents, best first; only ``_id`` and score, except a main pool re-ordered in
+    best documents, best first; only ids and scores, except a main pool re-ordered in
     Python, which needs its fields."""
     pools: list[dict[str, Any]] = []
     for facet in (None, *req.disjunctive_facets()):
         omit = facet.field if facet is not None else None
-        source: Any = _source(config) if facet is None and req.reorders_pool else False
-        pools.append(_pool_body(knn_query(req, config, omit), req, source))
+        if facet is None and req.reorders_pool:
+            pools.append(_pool_body(knn_query(req, config, omit), req, _source(config)))
+            continue
+        body = _pool_body(knn_query(req, config, omit), req, False)
+        del body["_source"]
+        # No stored field is read (not even ``_id``, stored beside the vectors): each hit's
+        # id comes back in its sort values, from doc values.
+        body["stored_fields"] = "_none_"
+        pools.append(body)
     return pools
 
 
@@ -345,14 +352,14 @@ def facet_msearch(
     pools: Sequence[Sequence[str]],
     page_ids: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """Second pass on several shards: the page's documents by ``_id`` (none when the first
-    pass brought them), then per pool of ``pools`` (``_id``s, in ``pool_bodies`` order) its
-    facets counted over exactly those documents."""
+    """Second pass on several shards: the page's documents by id (none when the first pass
+    brought them), then per pool of ``pools`` (ids, in ``pool_bodies`` order) its facets
+    counted over exactly those documents."""
     disjunctive = req.disjunctive_facets()
     if len(pools) != 1 + len(disjunctive):
         raise ValueError(f"expected {1 + len(disjunctive)} pools, got {len(pools)}")
     page = {
-        "query": {"ids": {"values": list(page_ids)}},
+        "query": {"terms": {ID_FIELD: list(page_ids)}},
         "size": len(page_ids),
         "track_total_hits": False,
         "_source": _source(config),
@@ -366,7 +373,7 @@ def facet_msearch(
     bodies = [page]
     for ids, pool_aggs in zip(pools, aggs, strict=True):
         body: dict[str, Any] = {
-            "query": {"ids": {"values": list(ids)}},
+            "query": {"terms": {ID_FIELD: list(ids)}},
             "size": 0,
             "track_total_hits": False,
         }

@@ -212,29 +212,36 @@ def shards_searched(responses: Sequence[dict[str, Any]]) -> int:
 @dataclass(frozen=True)
 class PoolPass:
     """The first pass on several shards: per pool (main, then each disjunctive facet) the
-    ``_id``s of its ``k`` best documents, best first; the main pool's hits beside them."""
+    ids of its ``k`` best documents, best first; the main pool's hits beside them."""
 
     ids: tuple[tuple[str, ...], ...]
     main: tuple[Hit, ...]
 
     def page_ids(self, req: SearchRequest) -> tuple[str, ...]:
-        """The ``_id``s of the page to fetch; none when the main pool came with its fields."""
+        """The ids of the page to fetch; none when the main pool came with its fields."""
         if req.reorders_pool:
             return ()
         return self.ids[0][req.offset : req.offset + req.rpp]
 
 
 def read_pools(responses: Sequence[dict[str, Any]], req: SearchRequest) -> PoolPass:
-    """``dsl.pool_bodies`` responses → each pool's ``_id``s (at most ``k``, best first)."""
+    """``dsl.pool_bodies`` responses → each pool's ids (at most ``k``, best first)."""
     if len(responses) != 1 + len(req.disjunctive_facets()):
         raise BackendUnavailable(f"search backend answered {len(responses)} responses")
-    ids: list[tuple[str, ...]] = []
     for response in responses:
         _check(response)
-        raws = response.get("hits", {}).get("hits", [])[: req.k]
-        ids.append(tuple(str(raw.get("_id")) for raw in raws))
-    main = tuple(_hit(raw) for raw in responses[0].get("hits", {}).get("hits", [])[: req.k])
-    return PoolPass(ids=tuple(ids), main=main)
+    pools = [
+        tuple(_pool_hit(raw) for raw in r.get("hits", {}).get("hits", [])[: req.k])
+        for r in responses
+    ]
+    return PoolPass(ids=tuple(tuple(h.id for h in pool) for pool in pools), main=pools[0])
+
+
+def _pool_hit(raw: dict[str, Any]) -> Hit:
+    """A hit with no stored fields carries its id as its last sort value."""
+    if "_source" in raw or not raw.get("sort"):
+        return _hit(raw)
+    return _hit({**raw, "_source": {ID_FIELD: raw["sort"][-1]}})
 
 
 def read_facet_pass(
@@ -253,12 +260,10 @@ def read_facet_pass(
             req.offset : req.offset + req.rpp
         ]
     else:
-        fetched = {str(raw.get("_id")): raw for raw in responses[0].get("hits", {}).get("hits", [])}
+        fetched = {h.id: h for h in map(_hit, responses[0].get("hits", {}).get("hits", []))}
         scored = dict(zip(first.ids[0], first.main, strict=True))
         hits = [
-            _hit({**fetched[i], "_score": scored[i].score})
-            for i in first.page_ids(req)
-            if i in fetched
+            replace(fetched[i], score=scored[i].score) for i in first.page_ids(req) if i in fetched
         ]
     aggs_by_field = {
         facet.field: response.get("aggregations", {})

@@ -213,7 +213,7 @@ def test_several_shards_first_pass_reads_each_pools_ids() -> None:
     assert len(lines) == 4, "the main pool, then brand's own (disjunctive) pool"
     main, brand = lines[1], lines[3]
     for body in (main, brand):
-        assert (body["size"], body["_source"], "aggs" in body) == (50, False, False)
+        assert (body["size"], body["stored_fields"], "aggs" in body) == (50, "_none_", False)
         assert body["sort"] == [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}]
     assert _knn(main)["filter"] == {"terms": {"brand": ["nike"]}}
     assert "filter" not in _knn(brand)
@@ -233,11 +233,11 @@ def test_several_shards_second_pass_counts_each_pool_by_id() -> None:
     lines = facet_msearch(req, CONFIG, "shop", [("a", "b", "c"), ("a", "d")], ("b", "c"))
     assert len(lines) == 6
     page, main, brand = lines[1], lines[3], lines[5]
-    assert page["query"] == {"ids": {"values": ["b", "c"]}}
+    assert page["query"] == {"terms": {"id": ["b", "c"]}}
     assert (page["size"], page["_source"]) == (2, {"excludes": ["clip", "color"]})
-    assert main["query"] == {"ids": {"values": ["a", "b", "c"]}}
+    assert main["query"] == {"terms": {"id": ["a", "b", "c"]}}
     assert set(main["aggs"]) == {"f|price"}, "plain facets over the main pool"
-    assert brand["query"] == {"ids": {"values": ["a", "d"]}}
+    assert brand["query"] == {"terms": {"id": ["a", "d"]}}
     assert set(brand["aggs"]) == {"f|brand", "s|brand"}
     assert main["size"] == brand["size"] == 0
     with pytest.raises(ValueError, match="pools"):
