@@ -156,19 +156,22 @@ class CollectionOps(WriteOps):
         config = content_config(engine.config, table.columns)
         refused = [
             {"row": item.ref, "id": item.id, "reason": item.reason}
-            for item in self._items(table, config)
+            for item in _items(table, config, self.settings.collection_media_dir)
             if isinstance(item, FeedError)
         ]
         if await self._backend(lambda: self.runner.active(FINETUNE_JOB, record.hashid)):
             raise Conflict(f"collection {record.id} is being fine-tuned; update it afterwards")
-        params = {"collection": record.id, "csv": text}
+        # Whichever gateway runs the job (this one, or another after a restart) reads images
+        # under the rules of the gateway that accepted the upload.
+        media = self.settings.collection_media_dir
+        params = {
+            "collection": record.id,
+            "csv": text,
+            "media_dir": str(media.resolve()) if media is not None else None,
+            "public_urls_only": not self.settings.image_url_allow_private,
+        }
         state = await self._backend(lambda: self.runner.submit(CONTENT_JOB, record.hashid, params))
         return {**state, "rows": len(table.rows) + len(table.problems), "refused": refused}
-
-    def _items(self, table: CsvTable, config: EngineConfig) -> list[FeedItem]:
-        media = self.settings.collection_media_dir
-        base = media.resolve() if media is not None else Path("/nonexistent")
-        return [confine(item, media) for item in table_items(table, config, SeenIds(), base)]
 
     def _replace_content_job(self, context: JobContext) -> dict[str, Any]:
         record = self.collections.get(int(context.params["collection"]))
@@ -176,7 +179,8 @@ class CollectionOps(WriteOps):
         table = read_table(str(context.params["csv"]), image_column=current.image_field,
                            id_column=current.id_field)  # fmt: skip
         config = content_config(current, table.columns)
-        items = self._items(table, config)
+        media = context.params.get("media_dir")
+        items = _items(table, config, Path(media) if media else None)
         seen = SeenIds()
         for item in items:
             if item.id is not None:
@@ -186,7 +190,7 @@ class CollectionOps(WriteOps):
             PipelineSettings(workers=2, batch_size=16),
             image_limits=self.limits,
             on_written=lambda written: context.progress(written / total),
-            public_urls_only=not self.settings.image_url_allow_private,
+            public_urls_only=bool(context.params.get("public_urls_only", True)),
         )
         embedders = {name: self.registry.make_embedder(config, name) for name in config.vectors}
         with tempfile.TemporaryDirectory(prefix="imgsearch-content-") as folder:
@@ -256,6 +260,12 @@ def _first_error(exc: ValueError) -> str:
         if found:
             return str(found[0].get("msg", exc))
     return str(exc)
+
+
+def _items(table: CsvTable, config: EngineConfig, media: Path | None) -> list[FeedItem]:
+    """The rows as records, image paths resolved in (and confined to) the media folder."""
+    base = media.resolve() if media is not None else Path("/nonexistent")
+    return [confine(item, media) for item in table_items(table, config, SeenIds(), base)]
 
 
 def confine(item: FeedItem, media: Path | None) -> FeedItem:

@@ -460,7 +460,8 @@ def test_an_update_interrupted_by_a_restart_is_run_again(
         "kind": "content", "status": "running", "progress": 0.4, "owner": "a-stopped-gateway",
         "heartbeat": long_ago, "queued_at": long_ago, "started_at": long_ago,
         "finished_at": None, "error": None,
-        "params": {"collection": collection, "csv": good_csv(media, 5)},
+        "params": {"collection": collection, "csv": good_csv(media, 5),
+                   "media_dir": str(media.resolve()), "public_urls_only": True},
     })  # fmt: skip
     with gateway(settings) as (_, restarted):
         info = wait_done(restarted, collection)
