@@ -3,7 +3,8 @@
 ``ServiceCore`` (``core.py``) holds the client, the engines and the query-image steps; the
 operations live beside it by kind: similarity reads (``search_ops.py``), record reads and
 edits (``record_ops.py``), inserts through the indexer's pipeline (``write_ops.py``) and
-collections created over HTTP with their keys and long jobs (``collection_ops.py``).
+collections created over HTTP with their keys and long jobs (``collection_ops.py``) and
+their fine-tuning (``finetune_ops.py``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from anyio import to_thread
 
 from gateway.engines import EngineRegistry, EngineRuntime
 from gateway.metrics import GatewayMetrics
-from gateway.service.collection_ops import CollectionOps
 from gateway.service.collection_store import CollectionStore, template_config
+from gateway.service.finetune_ops import FinetuneOps
 from gateway.service.key_store import KeyStore
 from gateway.service.sync_jobs import SyncJobs
 from gateway.service.system_index import SystemIndex
@@ -24,10 +25,11 @@ from gateway.settings import GatewaySettings
 from imgsearch.embedders.base import Embedder
 from imgsearch.embedders.registry import build_embedder
 from imgsearch.engine_config import EngineConfig
+from imgsearch.finetune.store import AdapterStore
 from imgsearch.search_client import make_client
 
 
-class CatalogService(CollectionOps):
+class CatalogService(FinetuneOps):
     def __init__(self, **parts: Any) -> None:
         super().__init__(**parts)
         self.jobs = SyncJobs(self.client, self.registry)
@@ -67,8 +69,9 @@ class CatalogService(CollectionOps):
         system = SystemIndex(client)
         collections = CollectionStore(system, template_config(settings.collection_template))
         registry = EngineRegistry(
-            engines, make_embedder, source=collections, ttl_s=settings.engine_ttl_s
-        )
+            engines, make_embedder, source=collections, ttl_s=settings.engine_ttl_s,
+            load_adapter=AdapterStore(client).load,
+        )  # fmt: skip
         return cls(
             client=client,
             registry=registry,

@@ -36,6 +36,7 @@ from gateway.search.model import (
 )
 from gateway.service.timings import Timings
 from gateway.settings import GatewaySettings
+from imgsearch.embedders.adapted import unadapted
 from imgsearch.embedders.base import TextEmbedder
 from imgsearch.embedders.color import ColorEmbedder
 from imgsearch.errors import (
@@ -110,7 +111,8 @@ class ServiceCore:
         return await to_thread.run_sync(run)
 
     async def _ensure_index_matches(self, engine: EngineRuntime, vector_field: str) -> None:
-        """Compare the index's recorded embedder with ours, once per engine and field."""
+        """Compare the index's recorded embedder with ours (again after ``recheck_s``, to
+        follow an alias swapped by a fine-tuning)."""
         if engine.verified(vector_field):
             return
         alias = engine.config.alias
@@ -155,15 +157,18 @@ class ServiceCore:
         self, engine: EngineRuntime, vector_field: str, query: ColorQuery
     ) -> list[float]:
         """The colour query as a vector of the colour descriptor's own space (pure, cheap)."""
-        embedder = engine.embedder(vector_field)
+        embedder, adapter = unadapted(engine.embedder(vector_field))
         if not isinstance(embedder, ColorEmbedder):
             raise FeatureDisabled(
                 f"Colour search needs a color vector field; {vector_field!r} is not one"
             )
         try:
-            return [float(x) for x in embedder.embed_colours(query.colors)]
+            vector = embedder.embed_colours(query.colors)
         except ValueError as exc:
             raise InvalidRequest(f"Invalid colour query: {exc}") from None
+        if adapter is not None:  # a fine-tuned colour field: the query goes through it too
+            vector = adapter.apply(vector[None, :])[0]
+        return [float(x) for x in vector]
 
     async def _with_rerank(
         self, engine: EngineRuntime, request: SearchRequest, scale: float, timings: Timings

@@ -126,6 +126,8 @@ class WriteOps(SearchOps, RecordOps):
         self, engine: EngineRuntime, feed: list[FeedRecord]
     ) -> list[dict[str, object]]:
         config = engine.config
+        for name in config.vectors:  # the index's embedders, adapters included, or refuse
+            await self._ensure_index_matches(engine, name)
         embedders = {name: engine.embedder(name) for name in config.vectors}
         settings = replace(
             PipelineSettings(workers=2, batch_size=16),

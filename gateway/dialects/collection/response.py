@@ -68,6 +68,17 @@ def content_update(state: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: state.get(key) for key in keys}
 
 
+def finetuning(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last fine-tuning: status, progress, times, error and its outcome (``tuned`` with
+    the adapter and new index, or ``unchanged`` with the held-out numbers that kept the
+    untuned model); see docs/finetuning.md."""
+    if state is None:
+        return None
+    keys = ("status", "progress", "queued_at", "started_at", "finished_at", "error", "outcome",
+            "adapter", "index", "documents", "training")  # fmt: skip
+    return {key: state.get(key) for key in keys}
+
+
 def info(
     *,
     collection_id: int,
@@ -80,8 +91,8 @@ def info(
     content: dict[str, Any] | None,
     finetune: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The reference's fields (``finetuning_progess`` sic), plus ``content_update`` and
-    ``read_access``."""
+    """The reference's fields (``finetuning_progess`` sic), plus ``content_update``,
+    ``finetuning`` and ``read_access``."""
     return {
         "id": collection_id,
         "name": name,
@@ -93,6 +104,7 @@ def info(
         "finetuning_progess": finetuning_progress(finetune),
         "read_access": read_access,
         "content_update": content_update(content),
+        "finetuning": finetuning(finetune),
     }
 
 

@@ -49,6 +49,15 @@ class ContentBody(_Body):
     content: str = Field(description="The CSV, base64-encoded")
 
 
+class FinetuneBody(_Body):
+    label_field: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Field whose values are the labels (default: category)"
+    )
+    augment: bool | None = Field(
+        default=None, description="Also learn from augmented copies (default: without labels)"
+    )
+
+
 class SearchBody(_Body):
     image: str = Field(description="The query image, base64-encoded")
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 10
@@ -152,6 +161,25 @@ async def cancel(
     record = await service.collection(collection_id)
     await service.authorize(record, api_key, write=True)
     return _ok(cancelled=await service.cancel_jobs(record))
+
+
+@router.post("/collection/{collection_id}/finetune", summary="Fine-tune the collection's model")
+async def finetune(
+    collection_id: CollectionId,
+    service: Service,
+    body: FinetuneBody | None = None,
+    api_key: ApiKeyHeader = None,
+) -> Response:
+    """Starts fine-tuning in the background and returns at once; progress in ``info``. The
+    body is optional (see docs/finetuning.md); ``cancel`` stops it."""
+    record = await service.collection(collection_id)
+    await service.authorize(record, api_key, write=True)
+    engine = await service.collection_engine(record)
+    options = body or FinetuneBody()
+    job = await service.start_finetune(
+        engine, label_field=options.label_field, augment=options.augment
+    )
+    return _ok(job=job)
 
 
 @router.post("/collection/{collection_id}/search", summary="Similarity search")
