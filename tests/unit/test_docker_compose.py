@@ -1,4 +1,5 @@
-"""docker-compose.yml cannot run here (no Docker engine); keep it consistent with the project."""
+"""docker-compose.yml and docker-compose.cluster.yml cannot run here (no Docker daemon); keep
+them consistent with the project."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,3 +38,49 @@ def test_gateway_waits_for_a_healthy_cluster_and_serves_existing_paths() -> None
     for path in re.findall(r"(demo/[\w./-]+)", command):
         assert (ROOT / path).exists(), path
     assert "imgsearch serve" in command and "imgsearch index" in command
+
+
+# docker-compose.cluster.yml: three nodes; the same reasons keep it a structural check here.
+NODES = ("opensearch1", "opensearch2", "opensearch3")
+
+
+def _cluster() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+    return data
+
+
+def test_cluster_nodes_discover_each_other_and_run_the_tested_version() -> None:
+    services = _cluster()["services"]
+    single = _compose()["services"]["opensearch"]
+    names = set()
+    for name in NODES:
+        node = services[name]
+        env = node["environment"]
+        assert node["image"] == single["image"], "the k-NN image the single node uses"
+        assert env["node.name"] == name
+        assert env["discovery.seed_hosts"].split(",") == list(NODES)
+        assert env["cluster.initial_cluster_manager_nodes"].split(",") == list(NODES)
+        assert "discovery.type" not in env, "single-node discovery would split the cluster"
+        assert env["DISABLE_SECURITY_PLUGIN"] == "true"
+        assert "_cluster/health" in " ".join(node["healthcheck"]["test"])
+        names.add(env["cluster.name"])
+        mounts = dict(v.split(":", 1) for v in node["volumes"])
+        assert mounts["snapshots"] == env["path.repo"], "one shared snapshot repository"
+        assert (
+            services["snapshots-owner"]["volumes"][0].split(":")[0] == "snapshots"
+            and node["depends_on"]["snapshots-owner"]["condition"]
+            == "service_completed_successfully"
+        )
+    assert len(names) == 1
+    data = {v.split(":", 1)[0] for n in NODES for v in services[n]["volumes"]} - {"snapshots"}
+    assert len(data) == len(NODES), "each node keeps its own data volume"
+
+
+def test_cluster_gateway_points_at_every_node() -> None:
+    gateway = _cluster()["services"]["gateway"]
+    env = dict(e.split("=", 1) for e in gateway["environment"])
+    assert env["OPENSEARCH_URL"].split(",") == [f"http://{n}:9200" for n in NODES]
+    assert GatewaySettings(opensearch_url=env["OPENSEARCH_URL"]).opensearch_url.count(",") == 2
+    for name in NODES:
+        assert gateway["depends_on"][name]["condition"] == "service_healthy"
+    assert gateway["command"] == _compose()["services"]["gateway"]["command"]
