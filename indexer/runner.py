@@ -96,8 +96,12 @@ def index_items(
     """One run over ``items`` (whose ids ``seen`` collects, for pruning)."""
     if embedders is None:
         from imgsearch.embedders.registry import build_embedders
+        from imgsearch.finetune.store import with_live_adapters
 
-        embedders = build_embedders(config, device=options.device)
+        # a fine-tuned engine stays fine-tuned: its adapters come from the live index
+        embedders = with_live_adapters(
+            client, config.alias, build_embedders(config, device=options.device)
+        )
     infos = {name: embedder.info for name, embedder in embedders.items()}
     if options.limit is not None:
         items = itertools.islice(items, options.limit)

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imgsearch.embedders.adapted import adapt
+from imgsearch.embedders.base import Embedder
 from imgsearch.errors import EmbedderMismatch, NotFound
-from imgsearch.finetune.adapter import Adapter
+from imgsearch.finetune.adapter import Adapter, split_version
+from imgsearch.mapping import vector_meta
 from imgsearch.search_client import backend_errors
 
 if TYPE_CHECKING:
@@ -90,3 +93,25 @@ class AdapterStore:
             self._cache[adapter_id] = adapter
         logger.info("loaded adapter %s for %s", adapter_id[:12], adapter.base_version)
         return adapter
+
+
+def with_live_adapters(
+    client: OpenSearch, alias: str, embedders: dict[str, Embedder]
+) -> dict[str, Embedder]:
+    """``embedders`` with the adapter each field of the live index was written through, so
+    re-indexing a fine-tuned engine keeps its fine-tuning (unchanged without a live index)."""
+    with backend_errors():
+        if not client.indices.exists_alias(name=alias):
+            return embedders
+        mappings: dict[str, Any] = client.indices.get_mapping(index=alias)
+    if len(mappings) != 1:
+        return embedders  # several indexes behind the alias: the indexer reports that itself
+    recorded = vector_meta(next(iter(mappings.values())).get("mappings", {}).get("_meta", {}))
+    store = AdapterStore(client)
+    adapted = dict(embedders)
+    for name, embedder in embedders.items():
+        info = recorded.get(name)
+        base_version, adapter_id = split_version(info.version) if info else ("", None)
+        if adapter_id is not None and base_version == embedder.info.version:
+            adapted[name] = adapt(embedder, store.load(adapter_id))
+    return adapted

@@ -118,6 +118,7 @@ def test_every_dialect_folder_is_mounted_under_its_prefix() -> None:
     [
         "index",
         "versions",
+        "finetune",
         "rollback",
         "duplicates",
         "serve",
