@@ -17,8 +17,8 @@ Vectors are synthetic but shaped like image embeddings: ``--dim`` (512) dimensio
 decaying spectrum (axis scale 1/sqrt(1+i/16)), ``--clusters`` (2,000) centres and points
 scattered around them, unit-normalised; queries are fresh points of the same clusters.
 
-    python bench/knn_quantization.py                    # 100k documents, ~10-15 min here
-    python bench/knn_quantization.py --docs 20000       # a quick look
+    python bench/knn_quantization.py               # 100k documents (> 1 hour on 2 busy cores)
+    python bench/knn_quantization.py --docs 5000   # a quick look
 
 Against ``$OPENSEARCH_URL`` (else the project's local node). The markdown report is printed
 and written to ``bench/results/knn_quantization-<date>.md``.
