@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from gateway.service import CatalogService
 
 
-def _service(request: Request) -> CatalogService:
+async def _service(request: Request) -> CatalogService:
+    """Async so FastAPI calls it on the event loop, not through a worker-thread hop."""
     service: CatalogService = request.app.state.service
     return service
 

@@ -66,7 +66,9 @@ class MetricsMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 route = getattr(scope.get("route"), "path", "unmatched")
-                self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                self.metrics.latency.labels(route).observe(elapsed)
+                message = _with_app_time(message, elapsed)
             await send(message)
 
         try:
@@ -77,3 +79,17 @@ class MetricsMiddleware:
             if hashid and hashid not in self.hashids:
                 hashid = "unknown"  # client-chosen paths must not create label values
             self.metrics.requests.labels(route, hashid, str(status)).inc()
+
+
+def _with_app_time(message: Message, seconds: float) -> Message:
+    """Append ``app;dur=`` (the whole app's time) to a ``Server-Timing`` the route set.
+
+    Beside the route's parts (decode, embed, opensearch) it splits the rest of a request's
+    latency into the app's own work and the HTTP transport around it.
+    """
+    headers = list(message.get("headers", []))
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == b"server-timing":
+            headers[i] = (name, value + b", app;dur=%.2f" % (seconds * 1000))
+            return {**message, "headers": headers}
+    return message

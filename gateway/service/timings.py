@@ -14,8 +14,8 @@ class Timings:
     observe: Callable[[str, float], None] | None = None
     parts: dict[str, float] = field(default_factory=dict)
 
-    def add(self, name: str, started: float) -> None:
-        seconds = time.perf_counter() - started
+    def add(self, name: str, started: float, until: float | None = None) -> None:
+        seconds = (time.perf_counter() if until is None else until) - started
         self.parts[name] = self.parts.get(name, 0.0) + seconds * 1000
         if self.observe is not None:
             self.observe(name, seconds)

@@ -274,7 +274,16 @@ def test_response_shape_and_dfid(gateway: TestClient, catalog: Catalog) -> None:
     assert [s["name"] for s in brand["terms"]["selected"]] == ["Acme"]
     # disjunctive: other brands are still offered while Acme is selected
     assert len(brand["terms"]["items"]) > 1
-    assert "opensearch" in response.headers["server-timing"]
+    timing = dict(
+        (name.strip(), float(dur))
+        for name, _, dur in (
+            part.partition(";dur=") for part in response.headers["server-timing"].split(",")
+        )
+    )
+    assert {"decode", "embed", "opensearch", "app"} <= set(timing)
+    # the app's whole time holds its parts (each printed to 0.01 ms)
+    parts = timing["decode"] + timing["embed"] + timing["opensearch"]
+    assert timing["app"] >= parts - 0.03, timing
 
 
 def test_multipart_upload_equals_base64(gateway: TestClient, catalog: Catalog) -> None:
