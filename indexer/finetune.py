@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,9 +98,12 @@ def finetune_collection(
     progress: Progress,
     from_index: str | None = None,
     limits: ImageLimits | None = None,
+    image_root: Path | None = None,
 ) -> FinetuneOutcome:
     """Train, and when the adapter helps, rebuild and swap. ``base`` is the frozen embedder
-    of the vector field (the engine config's); ``progress`` may raise to cancel."""
+    of the vector field (the engine config's); ``progress`` may raise to cancel;
+    ``image_root`` is where relative image paths (as a folder or CSV feed stored them) are,
+    for augmentation pairs."""
     field_name = request.vector_field or config.query_vector_field
     spec = config.vectors.get(field_name)
     if spec is None or spec.embedder not in KNN_EMBEDDERS:
@@ -123,7 +127,8 @@ def finetune_collection(
     pair_vectors, pair_rows = None, None
     if request.augment:
         embedder = adapt(base, current)
-        pair_vectors, pair_rows = _pairs(urls, embedder, request, limits or ImageLimits(),
+        sources = [_image_source(url, image_root) for url in urls]
+        pair_vectors, pair_rows = _pairs(sources, embedder, request, limits or ImageLimits(),
                                          lambda f: progress(0.05 + 0.2 * f))  # fmt: skip
     progress(0.25)
     data = TrainData(vectors, labels, pair_vectors, pair_rows)
@@ -191,6 +196,14 @@ def _label(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return str(value)
+
+
+def _image_source(url: str, root: Path | None) -> str:
+    """Where to read an item's image: URLs and absolute paths as stored, relative paths
+    under ``root`` (the folder or media directory they are relative to)."""
+    if not url or root is None or "://" in url or Path(url).is_absolute():
+        return url
+    return str(root / url)
 
 
 def _pairs(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from imgsearch.cli_options import add_engine_options, opensearch_url
@@ -35,6 +36,12 @@ def add_parser(subparsers: Any) -> None:
                         help="also learn from augmented copies of the images")  # fmt: skip
     parser.add_argument("--field", metavar="VECTOR",
                         help="vector field to tune (default: the one queries use)")  # fmt: skip
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="folder relative image paths are in (--augment; default: .)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="CLIP device for augmented copies")
     parser.set_defaults(handler=run)
@@ -59,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             settings=TrainSettings(seed=args.seed),
         )  # fmt: skip
         outcome = finetune_collection(client, config, base, AdapterStore(client), request,
-                                      progress=progress)  # fmt: skip
+                                      progress=progress, image_root=args.images)  # fmt: skip
     except ImgSearchError as exc:
         print(f"\nerror: {exc.message}", file=sys.stderr)
         return 2

@@ -81,6 +81,7 @@ class FinetuneOps(CollectionOps):
         outcome = finetune_collection(
             self.client, engine.config, base, self.adapters, request,
             progress=context.progress, from_index=params.get("from_index"), limits=self.limits,
+            image_root=self.settings.collection_media_dir,
         )  # fmt: skip
         logger.info("fine-tuning of %s: %s", engine.hashid, outcome.status)
         return outcome.as_state()

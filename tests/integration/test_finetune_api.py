@@ -290,6 +290,25 @@ def test_the_guard_refuses_an_index_whose_adapter_is_not_the_gateways(
         assert words in refused.json()["error"]
 
 
+def test_a_collection_without_labels_learns_from_augmented_copies(
+    api: TestClient, admin: str, collection: int, media: Path
+) -> None:
+    """No label column: the job fetches every photo from the media folder, embeds an
+    augmented copy and trains on the pairs (the guard decides whether the adapter stays)."""
+    text = "id,image\n" + "".join(
+        f"{p.parent.name}-{p.stem},{p.relative_to(media)}\n" for p in collection_photos(media)
+    )
+    sent = api.post(f"/api/collection/{collection}/updatecontent", json={"content": b64(text)},
+                    headers={"API-Key": admin})  # fmt: skip
+    assert sent.status_code == 200
+    assert wait_for(api, collection, "content_update")["number_of_images"] == 120
+    state = finetune(api, collection, admin)["finetuning"]
+    assert state["status"] == "done", state
+    assert state["outcome"] in ("tuned", "unchanged")
+    training = state["training"]
+    assert training["metric"] == "copy recall@1" and training["items"] == 120, training
+
+
 def test_finetuning_an_empty_collection_is_a_clear_400(
     api: TestClient, admin: str, collection: int
 ) -> None:

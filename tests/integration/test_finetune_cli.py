@@ -82,6 +82,12 @@ def test_finetune_a_file_engine_then_serve_and_reindex_it(
     assert main(["index", str(folder), *common]) == 0
     assert live_meta(os_client, alias) == (tuned, version)
 
+    # augmented copies of the folder's photos (stored as paths relative to it), on top
+    assert main(["finetune", *common, "--augment", "--images", str(folder)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["training"]["metric"] == "copy recall@1", again
+    assert again["training"]["items"] == 100
+
 
 def test_finetune_without_labels_or_pairs_is_refused(
     tmp_path: Path, index_name: Callable[[str], str], opensearch_url: str,
