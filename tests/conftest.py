@@ -6,6 +6,7 @@ cannot be reached, integration tests fail with the reason; they are never skippe
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import uuid
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "clothing"
 
 
+@functools.cache  # one module: the nodes it spawned keep their Popen for the session
 def _node_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("opensearch_node", ROOT / "scripts/opensearch.py")
     assert spec is not None and spec.loader is not None
