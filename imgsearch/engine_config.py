@@ -156,10 +156,11 @@ class KnnMethod(_Strict):
     graph walk; ``encoder: sq`` stores 7-bit scalar-quantised copies the search walks
     (lucene keeps the float vectors too, for merging and rescoring). ``faiss`` and ``nmslib``
     are native libraries the cluster must ship (the local test node has neither);
-    ``encoder: sq`` with faiss means fp16. ``ef_search`` is the native libraries' search
-    breadth (an index setting); lucene explores at least ``k`` candidates per shard, so the
-    engine's pool size ``gateway.k`` plays that part and ``ef_search`` is refused for it.
-    Measured in ``bench/knn_quantization.py``.
+    ``encoder: sq`` with faiss means fp16. ``ef_search`` is the search breadth: with lucene
+    it travels with every k-NN query (``method_parameters``: the walk keeps
+    ``max(k, ef_search)`` candidates per shard; unset, it keeps the pool size ``gateway.k``);
+    with the native libraries it is an index setting. Measured in
+    ``bench/knn_quantization.py`` and ``bench/opensearch_tuning.py``.
     """
 
     engine: Literal["lucene", "faiss", "nmslib"] = "lucene"
@@ -170,8 +171,6 @@ class KnnMethod(_Strict):
 
     @model_validator(mode="after")
     def _supported(self) -> KnnMethod:
-        if self.engine == "lucene" and self.ef_search is not None:
-            raise ValueError("lucene has no ef_search setting: its breadth is gateway.k")
         if self.engine == "nmslib" and self.encoder != "none":
             raise ValueError("nmslib has no encoders; use lucene or faiss for quantisation")
         return self

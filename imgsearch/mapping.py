@@ -57,7 +57,8 @@ def build_index_body(config: EngineConfig, infos: dict[str, EmbedderInfo]) -> di
         properties[name] = _fill(copy.deepcopy(vector_templates[info.storage]), {"dim": info.dim})
         if "method" in properties[name]:
             properties[name]["method"] = knn_method(config.knn, properties[name]["method"])
-    if config.knn.ef_search is not None:
+    if config.knn.ef_search is not None and config.knn.engine != "lucene":
+        # lucene's breadth is a query parameter (``dsl.knn_query``), not an index setting
         body["settings"]["index"]["knn.algo_param.ef_search"] = config.knn.ef_search
     body["mappings"]["_meta"] = {
         "engine": config.hashid,

@@ -106,6 +106,10 @@ def knn_query(req: SearchRequest, config: EngineConfig, omit: str | None = None)
     tree = req.filter_tree(omit)
     if tree is not None:
         clause["filter"] = filter_to_dsl(tree, config)
+    if config.knn.engine == "lucene" and config.knn.ef_search is not None:
+        # a wider graph walk than the pool (OpenSearch >= 2.16); native libraries read theirs
+        # from the index settings
+        clause["method_parameters"] = {"ef_search": max(config.knn.ef_search, req.k)}
     if req.rerank is not None:
         return reranked_knn(clause, req)
     return {"knn": {req.vector_field: clause}}

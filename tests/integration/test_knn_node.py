@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 from opensearchpy import OpenSearch, helpers
 
+from gateway.search.dsl import knn_query
+from gateway.search.model import SearchRequest
 from imgsearch.embedders.base import EmbedderInfo
 from imgsearch.engine_config import EngineConfig
 from imgsearch.mapping import build_index_body
@@ -100,3 +102,40 @@ def test_filtered_knn_and_terms_agg_match_brute_force(
     assert score_of[ids[k - 1]] - score_of[ids[k]] > SCORE_ATOL
     buckets = {b["key"]: b["doc_count"] for b in response["aggregations"]["colors"]["buckets"]}
     assert buckets == dict(Counter(colors[int(i)] for i in ids[:k]))
+
+
+def test_lucene_ef_search_is_accepted_and_the_pool_is_the_exact_top_k(
+    os_client: OpenSearch, index_name: Callable[[str], str]
+) -> None:
+    """``knn.ef_search`` with lucene goes out as the query's ``method_parameters``; on the
+    hardest data for a graph (random 64-d vectors) the widened walk finds the exact pool."""
+    dim, n_docs, k = 64, 3000, 50
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(n_docs, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    config = EngineConfig.model_validate(
+        {**_config().model_dump(mode="json"), "knn": {"ef_search": 1000}, "gateway": {"k": k}}
+    )
+    index = index_name("knn-ef")
+    body = build_index_body(config, {"clip": EmbedderInfo("clip", "test", dim, "knn_cosine")})
+    os_client.indices.create(index=index, body=body)
+    actions = (
+        {"_index": index, "_id": str(i), "id": str(i), "clip": vectors[i].tolist()}
+        for i in range(n_docs)
+    )
+    ok, errors = helpers.bulk(os_client, actions, refresh=True)
+    assert ok == n_docs and not errors
+    for _ in range(10):
+        query = rng.normal(size=dim).astype(np.float32)
+        query /= np.linalg.norm(query)
+        req = SearchRequest(engine="knn-test", vector_field="clip", k=k, vector=query.tolist())
+        knn = knn_query(req, config)
+        assert knn["knn"]["clip"]["method_parameters"] == {"ef_search": 1000}
+        hits = os_client.search(index=index, body={"query": knn, "size": k, "_source": False})[
+            "hits"
+        ]["hits"]
+        scores = (1.0 + vectors @ query) / 2.0
+        kth = np.sort(scores)[-k]
+        exact = {str(i) for i in np.flatnonzero(scores >= kth - SCORE_ATOL)}
+        found = {h["_id"] for h in hits}
+        assert len(found) == k and found <= exact, sorted(found - exact)

@@ -109,6 +109,11 @@ def test_default_method_is_lucene_hnsw_float() -> None:
     assert "knn.algo_param.ef_search" not in settings
 
 
+def test_lucene_ef_search_is_a_query_parameter_not_an_index_setting() -> None:
+    _, settings = _method({"ef_search": 1600})
+    assert "knn.algo_param.ef_search" not in settings
+
+
 def test_lucene_scalar_quantisation_and_graph_parameters() -> None:
     method, _ = _method({"m": 32, "ef_construction": 256, "encoder": "sq"})
     assert method["engine"] == "lucene" and method["space_type"] == "cosinesimil"
@@ -143,7 +148,7 @@ def test_native_libraries_for_clusters_that_ship_them(
 
 @pytest.mark.parametrize(
     "knn",
-    [{"ef_search": 100}, {"engine": "nmslib", "encoder": "sq"}, {"m": 1}, {"engine": "hnswlib"}],
+    [{"ef_search": 1}, {"engine": "nmslib", "encoder": "sq"}, {"m": 1}, {"engine": "hnswlib"}],
 )
 def test_unsupported_methods_are_config_errors(knn: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

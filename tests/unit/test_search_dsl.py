@@ -28,6 +28,7 @@ from gateway.search.model import (
     Terms,
 )
 from gateway.search.results import read_near_duplicate_candidates
+from imgsearch.engine_config import KnnMethod
 from imgsearch.errors import BackendUnavailable, MissingFields
 from tests.unit.search_config import CONFIG
 
@@ -114,6 +115,27 @@ def test_plain_page() -> None:
     assert body["_source"] == {"excludes": ["clip", "color"]}
     assert body["sort"] == [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}]
     assert "aggs" not in body
+
+
+@pytest.mark.parametrize(
+    ("knn", "expected"),
+    [
+        ({}, None),
+        ({"ef_search": 400}, {"ef_search": 400}),
+        ({"ef_search": 20}, {"ef_search": 50}),  # never narrower than the pool (k 50)
+        ({"engine": "faiss", "ef_search": 400}, None),  # an index setting there
+    ],
+)
+def test_lucene_ef_search_travels_with_every_knn_clause(
+    knn: dict[str, Any], expected: dict[str, int] | None
+) -> None:
+    config = CONFIG.model_copy(update={"knn": KnnMethod.model_validate(knn)})
+    req = request(facets=(FacetRequest("brand", 5, "terms"),), filters={"brand": BRAND})
+    lines = build_msearch(req, config, "shop")
+    bodies = [line for line in lines if "query" in line]
+    assert len(bodies) == 2  # the page and the disjunctive brand facet
+    for body in bodies:
+        assert _knn(body).get("method_parameters") == expected
 
 
 def test_field_sort_fetches_whole_pool() -> None:
