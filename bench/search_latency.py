@@ -13,8 +13,10 @@ One run measures, per client concurrency level and with the same queries:
 each query having 2 filters (``category`` terms + ``price`` range) and 3 facets (``brand`` and
 ``size`` terms, ``price`` range). The gateway's own overhead is reported two ways:
 ``e2e p50 - embed p50 - msearch p50``, and per request from the ``Server-Timing`` header
-(client-measured e2e minus the server's decode, embed and opensearch parts).
-Goal: overhead <= 3 ms at p50.
+(client-measured e2e minus the server's decode, embed and opensearch parts), split by its
+``app`` part into the app's own work and the HTTP transport around it.
+Goal (issue 15): per-request overhead p50 at 1 client <= 1.5 ms or <= 4x the HTTP floor
+row's p50 of the same run, whichever is larger.
 
 The catalog is >= 100,000 documents: the 3,409 clothing photos embedded once (vectors cached
 in ``.cache/bench/``) plus copies of their vectors with small gaussian noise (renormalised),
@@ -90,7 +92,8 @@ CACHE = ROOT / ".cache" / "bench"
 RESULTS = ROOT / "bench" / "results"
 HASHID = "benchshop"
 POOL_K = 200
-GOAL_MS = 3.0
+GOAL_MS = 1.5
+GOAL_FLOOR_RATIO = 4.0
 
 BRANDS = [
     "Acme", "Borealis", "Cobalt", "Dune", "Ember", "Fjord", "Garnet", "Harbor", "Indigo",
@@ -623,12 +626,15 @@ def report(
         "(from `Server-Timing`); it includes the HTTP client, uvicorn, FastAPI, base64/JSON "
         "and parameter parsing, the thread hops and response formatting; with more clients "
         "than embedding slots it also includes the wait for the slot (the `embed` timer "
-        "starts once the slot is held), so the goal is judged at 1 client.",
+        "starts once the slot is held), so the goal is judged at 1 client. *In app*: the "
+        "server's `app` part (the whole app, from the metrics middleware) minus its three "
+        "parts; *transport*: e2e - `app` (HTTP client, uvicorn's parsing and writing).",
         "",
         "| clients | runtime | by subtraction p50 | per request p50 | per request p95 | "
-        "server decode p50 | server embed p50 | server opensearch p50 | OpenSearch took p50 | "
-        f"goal ≤ {GOAL_MS:g} ms at p50 |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "in app p50 | transport p50 | server decode p50 | server embed p50 | "
+        "server opensearch p50 | OpenSearch took p50 | "
+        f"goal ≤ max({GOAL_MS:g} ms, {GOAL_FLOOR_RATIO:g} x floor p50) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c, r in ((c, r) for c in args.concurrency for r in args.runtimes):
         e2e, embed = phases[(f"gateway:{r}", c)], phases[(f"embed:{r}", c)]
@@ -636,11 +642,15 @@ def report(
         subtraction = pct(e2e.ms(), 50) - pct(embed.ms(), 50) - pct(msearch.ms(), 50)
         server = part(e2e, "decode") + part(e2e, "embed") + part(e2e, "opensearch")
         per_request = e2e.ms() - server
-        ok = "met" if pct(per_request, 50) <= GOAL_MS else "NOT met"
-        ok = f"{ok} (per request)" if c == 1 else "n/a (includes embed-slot wait)"
+        in_app = part(e2e, "app") - server
+        transport = e2e.ms() - part(e2e, "app")
+        goal = max(GOAL_MS, GOAL_FLOOR_RATIO * pct(phases[("floor", c)].ms(), 50))
+        ok = "met" if pct(per_request, 50) <= goal else "NOT met"
+        ok = f"{ok} (≤ {goal:.1f})" if c == 1 else "n/a (includes embed-slot wait)"
         lines.append(
             f"| {c} | {r} | {subtraction:.1f} | {pct(per_request, 50):.1f} | "
-            f"{pct(per_request, 95):.1f} | {pct(part(e2e, 'decode'), 50):.1f} | "
+            f"{pct(per_request, 95):.1f} | {pct(in_app, 50):.1f} | {pct(transport, 50):.1f} | "
+            f"{pct(part(e2e, 'decode'), 50):.1f} | "
             f"{pct(part(e2e, 'embed'), 50):.1f} | {pct(part(e2e, 'opensearch'), 50):.1f} | "
             f"{pct(part(e2e, 'opensearch_took'), 50):.0f} | {ok} |"
         )
