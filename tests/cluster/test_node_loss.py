@@ -39,8 +39,8 @@ pytestmark = pytest.mark.cluster
 
 TOKEN = "ct-failover-token"
 AUTH = {"Authorization": f"Token {TOKEN}"}
-BEFORE_S, DEAD_S, AFTER_S = 4.0, 10.0, 3.0
-MAX_WINDOW_S = 15.0  # the longest gap between answered searches this test tolerates
+BEFORE_S, DEAD_S, AFTER_S = 4.0, 20.0, 3.0
+MAX_WINDOW_S = 30.0  # the longest gap between answered searches tolerated (a loaded machine)
 
 CatalogDocs = tuple[list[dict[str, Any]], dict[str, Path], EmbedderInfo, EngineConfig]
 
