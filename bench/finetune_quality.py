@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import resource
 import sys
 import time
@@ -58,11 +59,21 @@ def photos(split: str, per_class: int | None) -> list[Path]:
 
 
 def embed(embedder: Embedder, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
+    """Vectors of ``paths``, cached in ``.cache/bench`` by embedder version and paths (CLIP
+    on a busy 2-core machine takes ~15 min for the split)."""
+    key = hashlib.sha256("\n".join([embedder.info.version, *map(str, paths)]).encode())
+    cached = ROOT / ".cache" / "bench" / f"finetune-{key.hexdigest()[:24]}.npy"
+    if cached.is_file():
+        found: npt.NDArray[np.float32] = np.load(cached)
+        return found
     rows = []
     for start in range(0, len(paths), 32):
         batch = [decode_image(p.read_bytes()) for p in paths[start : start + 32]]
         rows.append(embedder.embed_images(batch))
-    return np.concatenate(rows).astype(np.float32)
+    vectors = np.concatenate(rows).astype(np.float32)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cached, vectors)
+    return vectors
 
 
 def peak_rss_mib() -> float:
@@ -102,7 +113,7 @@ def run(name: str, embedder: Embedder, per_class: int | None, seed: int) -> dict
         "adapter kept": "yes" if result.matrix is not None else "no (guard: identity)",
         "training s": f"{train_s:.1f}",
         "peak RSS MiB (before -> after training)": f"{rss_before:.0f} -> {rss_after:.0f}",
-        "embedding s": f"{embed_s:.0f}",
+        "embedding s (0: cached)": f"{embed_s:.0f}",
     }
 
 
