@@ -25,6 +25,7 @@ from opensearchpy import OpenSearch
 
 from gateway.engines import EngineRegistry, EngineRuntime
 from imgsearch.errors import Conflict, ImgSearchError, NotFound
+from imgsearch.finetune.store import with_live_adapters
 from imgsearch.search_client import backend_errors
 from indexer.pipeline import PipelineSettings
 from indexer.runner import IndexOptions, sync_source
@@ -115,9 +116,11 @@ class SyncJobs:
                 with contextlib.suppress(ImgSearchError):
                     self._write_state(engine, progress={"written": written})
 
-        embedders = {name: engine.embedder(name) for name in engine.config.vectors}
         options = IndexOptions(pipeline=replace(PipelineSettings(), on_written=progress))
         try:
+            # the frozen embedders plus the adapters a fine-tuning left on the live index
+            base = {name: engine.base_embedder(name) for name in engine.config.vectors}
+            embedders = with_live_adapters(self.client, engine.config.alias, base)
             summary = sync_source(engine.config, self.client, options, embedders=embedders)
         except Exception as exc:  # the state must say why, whatever it was
             logger.exception("sync of %s failed", engine.hashid)
