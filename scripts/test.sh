@@ -17,7 +17,7 @@ if [ -z "${OPENSEARCH_URL:-}" ]; then
 fi
 cluster_here=0
 stop_cluster() {
-  if [ "$cluster_here" = 1 ]; then python3 scripts/opensearch.py stop --nodes 3 || true; fi
+  if [ "$cluster_here" = 1 ]; then OPENSEARCH_CLUSTER_URL= python3 scripts/opensearch.py stop --nodes 3 || true; fi
   cluster_here=0
 }
 cleanup() {
