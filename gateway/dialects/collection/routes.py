@@ -20,6 +20,8 @@ from gateway.dialect import Dialect
 from gateway.dialects.collection import response as r
 from gateway.json_response import FastJSONResponse
 from gateway.search.model import ImageQuery, SearchRequest
+from gateway.service import CatalogService
+from gateway.service.collection_store import CollectionRecord
 from imgsearch.errors import InvalidRequest
 from imgsearch.images import image_bytes_from_base64
 
@@ -67,6 +69,15 @@ def _ok(**extra: object) -> Response:
     return FastJSONResponse({"success": True, **extra})
 
 
+async def _authorized(
+    service: CatalogService, collection_id: int, api_key: str | None, *, write: bool
+) -> CollectionRecord:
+    """The collection, once the key may read it (or write it): 400 unknown, 403 refused."""
+    record = await service.collection(collection_id)
+    await service.authorize(record, api_key, write=write)
+    return record
+
+
 @router.post("/verify", summary="Verify an API key")
 async def verify(service: Service, api_key: ApiKeyHeader = None) -> Response:
     key = await service.check_key(api_key)
@@ -90,8 +101,7 @@ async def list_collections(service: Service, api_key: ApiKeyHeader = None) -> Re
 async def info(
     collection_id: CollectionId, service: Service, api_key: ApiKeyHeader = None
 ) -> Response:
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=False)
+    record = await _authorized(service, collection_id, api_key, write=False)
     state = await service.collection_info(record)
     return FastJSONResponse(
         r.info(
@@ -111,8 +121,7 @@ async def update_content(
     collection_id: CollectionId, body: ContentBody, service: Service, api_key: ApiKeyHeader = None
 ) -> Response:
     """Starts replacing the content in the background; progress and failed rows in ``info``."""
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=True)
+    record = await _authorized(service, collection_id, api_key, write=True)
     try:
         text = base64.b64decode(body.content, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
@@ -125,8 +134,7 @@ async def update_content(
 async def csv_file(
     collection_id: CollectionId, service: Service, api_key: ApiKeyHeader = None
 ) -> Response:
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=False)
+    record = await _authorized(service, collection_id, api_key, write=False)
     text = await service.export_csv(record)
     headers = {"Content-Disposition": f'attachment; filename="collection-{record.id}.csv"'}
     return Response(text.encode(), media_type="text/csv; charset=utf-8", headers=headers)
@@ -136,8 +144,7 @@ async def csv_file(
 async def update_name(
     collection_id: CollectionId, body: NameBody, service: Service, api_key: ApiKeyHeader = None
 ) -> Response:
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=True)
+    record = await _authorized(service, collection_id, api_key, write=True)
     renamed = await service.rename_collection(record, body.name)
     return _ok(id=renamed.id, name=renamed.name)
 
@@ -146,8 +153,7 @@ async def update_name(
 async def delete(
     collection_id: CollectionId, service: Service, api_key: ApiKeyHeader = None
 ) -> Response:
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=True)
+    record = await _authorized(service, collection_id, api_key, write=True)
     await service.delete_collection(record)
     return _ok(id=record.id)
 
@@ -158,8 +164,7 @@ async def cancel(
 ) -> Response:
     """Not in the reference: stops a content update or fine-tuning in progress (409 if none).
     A cancelled content update leaves the old content served."""
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=True)
+    record = await _authorized(service, collection_id, api_key, write=True)
     return _ok(cancelled=await service.cancel_jobs(record))
 
 
@@ -172,8 +177,7 @@ async def finetune(
 ) -> Response:
     """Starts fine-tuning in the background and returns at once; progress in ``info``. The
     body is optional (see docs/finetuning.md); ``cancel`` stops it."""
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=True)
+    record = await _authorized(service, collection_id, api_key, write=True)
     engine = await service.collection_engine(record)
     options = body or FinetuneBody()
     job = await service.start_finetune(
@@ -186,8 +190,7 @@ async def finetune(
 async def search(
     collection_id: CollectionId, body: SearchBody, service: Service, api_key: ApiKeyHeader = None
 ) -> Response:
-    record = await service.collection(collection_id)
-    await service.authorize(record, api_key, write=False)
+    record = await _authorized(service, collection_id, api_key, write=False)
     data = image_bytes_from_base64(body.image)
     engine = await service.collection_engine(record)
     k = max(engine.config.gateway.k, body.limit)
