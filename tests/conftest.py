@@ -19,7 +19,11 @@ from opensearchpy import OpenSearch
 
 from imgsearch.search_client import make_client
 
-pytest_plugins = ["tests.fixtures_clip", "tests.private_node"]
+pytest_plugins = [
+    "tests.fixtures_clip",
+    "tests.private_node",
+    "tests.integration.collection_fixtures",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT.parent / "shared" / "datasets" / "clothing"

@@ -8,26 +8,22 @@ import csv
 import io
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opensearchpy import OpenSearch
 
-from gateway.app import create_app
 from gateway.service.sync_jobs import JOBS_INDEX
-from gateway.service.system_index import SYSTEM_INDEX
 from gateway.settings import GatewaySettings
 from imgsearch.embedders.registry import build_embedders
 from imgsearch.engine_config import EngineConfig
 from imgsearch.images import decode_image
 from tests.fixtures_clip import tiny_clip_spec
+from tests.integration.collection_fixtures import Keys, b64, gateway
 from tests.tolerance import ranking_problems, tie_runs
 
 WAIT_S = 90.0
@@ -62,70 +58,6 @@ def settings(opensearch_url: str, template: Path, media: Path) -> GatewaySetting
         engine_ttl_s=0.2,
         job_poll_s=0.3,
     )
-
-
-@contextmanager
-def gateway(settings: GatewaySettings) -> Iterator[tuple[FastAPI, TestClient]]:
-    app = create_app(settings, engines={})
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield app, client
-
-
-@pytest.fixture(scope="module")
-def served(settings: GatewaySettings) -> Iterator[tuple[FastAPI, TestClient]]:
-    with gateway(settings) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def api(served: tuple[FastAPI, TestClient]) -> TestClient:
-    return served[1]
-
-
-class Keys:
-    """Keys made for the tests, deleted afterwards."""
-
-    def __init__(self, app: FastAPI, os_client: OpenSearch) -> None:
-        self.store = app.state.service.keys
-        self.os_client = os_client
-        self.made: list[str] = []
-
-    def make(self, access: str = "write", collections: list[int] | None = None) -> str:
-        key, token = self.store.create(access, collections, "test")
-        self.made.append(key.key_id)
-        return str(token)
-
-    def close(self) -> None:
-        for key_id in self.made:
-            self.os_client.delete(index=SYSTEM_INDEX, id=f"api_key:{key_id}", refresh=True)
-
-
-@pytest.fixture(scope="module")
-def keys(served: tuple[FastAPI, TestClient], os_client: OpenSearch) -> Iterator[Keys]:
-    made = Keys(served[0], os_client)
-    yield made
-    made.close()
-
-
-@pytest.fixture(scope="module")
-def admin(keys: Keys) -> str:
-    return keys.make("write")
-
-
-@pytest.fixture
-def collection(api: TestClient, admin: str) -> Iterator[int]:
-    """A new collection, deleted after the test."""
-    created = api.post(
-        "/api/collection/create", json={"name": "Prints"}, headers={"API-Key": admin}
-    )
-    assert created.status_code == 200, created.text
-    collection_id = int(created.json()["id"])
-    yield collection_id
-    api.post(f"/api/collection/{collection_id}/delete", headers={"API-Key": admin})
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
 
 
 def photos(media: Path, n: int) -> list[Path]:

@@ -14,7 +14,6 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from imgsearch.embedders.color import ColorEmbedder
 from imgsearch.finetune.adapter import split_version
 from imgsearch.images import decode_image
 from imgsearch.mapping import vector_meta
-from tests.integration.test_collection_api import Keys, b64, gateway
+from tests.integration.collection_fixtures import Keys, b64, gateway
 from tests.tolerance import SCORE_ATOL, assert_same_vector, cosine
 
 WAIT_S = 120.0
@@ -97,39 +96,6 @@ def settings(
         opensearch_url=opensearch_url, collection_template=template,
         collection_media_dir=media, engine_ttl_s=0.2, job_poll_s=0.3,
     )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def served(settings: GatewaySettings) -> Iterator[tuple[FastAPI, TestClient]]:
-    with gateway(settings) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="module")
-def api(served: tuple[FastAPI, TestClient]) -> TestClient:
-    return served[1]
-
-
-@pytest.fixture(scope="module")
-def keys(served: tuple[FastAPI, TestClient], os_client: OpenSearch) -> Iterator[Keys]:
-    made = Keys(served[0], os_client)
-    yield made
-    made.close()
-
-
-@pytest.fixture(scope="module")
-def admin(keys: Keys) -> str:
-    return keys.make("write")
-
-
-@pytest.fixture
-def collection(api: TestClient, admin: str) -> Iterator[int]:
-    created = api.post("/api/collection/create", json={"name": "Swatches"},
-                       headers={"API-Key": admin})  # fmt: skip
-    assert created.status_code == 200, created.text
-    collection_id = int(created.json()["id"])
-    yield collection_id
-    api.post(f"/api/collection/{collection_id}/delete", headers={"API-Key": admin})
 
 
 def wait_for(api: TestClient, collection_id: int, job: str) -> dict[str, Any]:
