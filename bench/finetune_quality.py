@@ -80,7 +80,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(name: str, embedder: Embedder, per_class: int | None, seed: int) -> dict[str, str]:
+def run(
+    name: str, embedder: Embedder, per_class: int | None, settings: TrainSettings
+) -> dict[str, str]:
     train_paths, val_paths = photos("train", per_class), photos("validation", None)
     started = time.perf_counter()
     train, val = embed(embedder, train_paths), embed(embedder, val_paths)
@@ -92,7 +94,7 @@ def run(name: str, embedder: Embedder, per_class: int | None, seed: int) -> dict
     before = precision(val, val_ids, train, train_ids, K)
     rss_before = peak_rss_mib()
     started = time.perf_counter()
-    result = train_adapter(TrainData(train, labels), TrainSettings(seed=seed))
+    result = train_adapter(TrainData(train, labels), settings)
     train_s = time.perf_counter() - started
     rss_after = peak_rss_mib()
     after = before
@@ -132,22 +134,26 @@ def main() -> int:
         help="train photos per category for the CLIP runs (default: as above)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: 300)")
+    parser.add_argument("--rank", type=int, default=None, help="adapter rank (default: 128)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for embedding")
     parser.add_argument("--skip", nargs="*", default=[], choices=["color", "seeded", "real"])
     args = parser.parse_args()  # fmt: skip
     torch.set_num_threads(args.threads)
     clip_per_class = args.clip_train_per_class or args.train_per_class
+    overrides = {"steps": args.steps, "rank": args.rank}
+    settings = TrainSettings(seed=args.seed, **{k: v for k, v in overrides.items() if v})
     rows = []
     if "color" not in args.skip:
         rows.append(run("colour histogram (116-d)", ColorEmbedder(), args.train_per_class,
-                        args.seed))  # fmt: skip
+                        settings))  # fmt: skip
     if "seeded" not in args.skip:
         checkpoint = write_seeded_checkpoint(
             ROOT / ".cache" / "bench" / "vit-b-32-seed0.pt", model="ViT-B-32"
         )
         spec = ClipSpec(model="ViT-B-32", pretrained=None, checkpoint=checkpoint, device="cpu")
         rows.append(run("CLIP ViT-B-32, seeded random weights (512-d)", ClipEmbedder(spec),
-                        clip_per_class, args.seed))  # fmt: skip
+                        clip_per_class, settings))  # fmt: skip
     real = "not run"
     if "real" not in args.skip:
         try:
@@ -156,14 +162,14 @@ def main() -> int:
             real = f"not run: {exc.message.split('.')[0]}"
         else:
             rows.append(run("CLIP ViT-B-32 laion2b_s34b_b79k (512-d)", embedder,
-                            clip_per_class, args.seed))  # fmt: skip
+                            clip_per_class, settings))  # fmt: skip
             real = "run"
     print(f"## Fine-tuning quality ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)\n")
     print(f"- Command: `python bench/finetune_quality.py {' '.join(sys.argv[1:])}`".rstrip())
     print(f"- Machine: {machine()}")
     print(f"- Real CLIP weights: {real}")
     print(f"- precision@{K}: exact cosine top-{K} of each validation photo among the train")
-    print("  photos; training: default TrainSettings, one torch thread\n")
+    print(f"  photos; training: {settings!r}\n")
     keys = list(rows[0]) if rows else []
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
