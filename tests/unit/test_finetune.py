@@ -304,3 +304,43 @@ def test_augmented_copy_is_seeded() -> None:
     assert first.mode == "RGB"
     assert np.array_equal(np.asarray(first), np.asarray(again))
     assert first.size != other.size or not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+# -- the gateway's embedder follows the index's adapter -----------------------------------
+
+
+def test_engine_runtime_puts_the_indexed_adapter_on_the_frozen_embedder() -> None:
+    from dataclasses import replace
+
+    from gateway.engines import EngineRuntime
+    from imgsearch.engine_config import EngineConfig
+    from imgsearch.errors import EmbedderMismatch
+
+    base = ColorEmbedder()
+    info = base.info
+    adapter = Adapter(info.version, np.eye(info.dim, dtype=np.float32) * 2 + 0.01)
+    adapters = {adapter.adapter_id: adapter}
+
+    def load(adapter_id: str) -> Adapter:
+        if adapter_id not in adapters:
+            raise EmbedderMismatch(f"adapter {adapter_id} is not in imgsearch-adapters")
+        return adapters[adapter_id]
+
+    config = EngineConfig.model_validate(
+        {"hashid": "e", "alias": "e", "vectors": {"color": {"embedder": "color"}}}
+    )
+    engine = EngineRuntime(config, lambda _c, _f: base, load_adapter=load)
+    engine.verify({"color": replace(info, version=adapter.version)}, "color")
+    assert engine.embedder("color").info.version == adapter.version
+    assert unadapted(engine.embedder("color")) == (base, adapter)
+    assert engine.verified("color")
+    engine.verify({"color": info}, "color")  # the alias went back to an untuned version
+    assert engine.embedder("color") is base
+    with pytest.raises(EmbedderMismatch, match="not in imgsearch-adapters"):
+        engine.verify({"color": replace(info, version=f"{info.version}+adapter:{'0' * 64}")},
+                      "color")  # fmt: skip
+    with pytest.raises(EmbedderMismatch, match="was written by"):
+        other = replace(info, version=f"color-other+adapter:{adapter.adapter_id}")
+        engine.verify({"color": other}, "color")
+    engine.recheck_s = 0.0
+    assert not engine.verified("color")
