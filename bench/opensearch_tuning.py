@@ -187,12 +187,21 @@ def run_rows(
         for row in rows:
             for j in range(done, min(done + block, requests)):
                 case = cases[j % len(cases)] if not row.params.get("repeat") else cases[0]
+                if row.params.get("fresh"):  # a vector never sent before: no cache can hit
+                    case = _jittered(case, j)
                 lines = row.make_lines(case)
                 started = time.perf_counter()
                 answer = client.msearch(body=lines)
                 row.ms.append((time.perf_counter() - started) * 1000)
                 row.took.append(max(r.get("took", 0) for r in answer["responses"]))
         done += block
+
+
+def _jittered(case: Case, seed: int) -> Case:
+    vector = np.asarray(case.request.vector, dtype=np.float64)
+    vector += np.random.default_rng(seed).normal(scale=1e-4, size=len(vector))
+    vector /= np.linalg.norm(vector)
+    return replace(case, request=replace(case.request, vector=[float(x) for x in vector]))
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -276,7 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         Row("k 100, ef_search 1600", gateway_lines(100, ef=1600), {"ef": 1600}, recall_k=100),
         Row("k 200, `_source`: result fields only", gateway_lines(200, source=sorted(results))),
         Row("k 200, no `_source`", gateway_lines(200, source=False)),
-        Row("k 200, request_cache, unique queries", gateway_lines(200, cache=True)),
+        Row(
+            "k 200, request_cache, never-repeated queries",
+            gateway_lines(200, cache=True),
+            {"fresh": True},
+        ),
+        Row("k 200, no request_cache, never-repeated queries", gateway_lines(200), {"fresh": True}),
         Row(
             "k 200, request_cache, one repeated query",
             gateway_lines(200, cache=True),

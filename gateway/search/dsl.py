@@ -290,9 +290,9 @@ def ranked_lines(req: SearchRequest, config: EngineConfig, index: str) -> list[d
         if facet is not None:
             source = {"includes": sorted({ID_FIELD, facet.field, *_boost(req), *_collapse(req)})}
         if req.vector is not None:
-            lines += [{"index": index}, _pool_body(knn_query(req, config, omit), req, source)]
+            lines += [_header(index, req), _pool_body(knn_query(req, config, omit), req, source)]
         if lexical_fields(config) or req.vector is None:
-            header = {"index": index, "search_type": "dfs_query_then_fetch"}
+            header = _header(index, req, search_type="dfs_query_then_fetch")
             lines += [header, _pool_body(lexical_query(req, config, omit), req, source)]
     return lines
 
@@ -307,10 +307,21 @@ def counts_pool_in_opensearch(req: SearchRequest) -> bool:
     return bool(req.facets) and req.collapse is None and req.keywords is None
 
 
-def _lines(index: str, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _header(index: str, req: SearchRequest, **extra: str) -> dict[str, Any]:
+    """One ``_msearch`` header; a ``cacheable`` request asks for the shard request cache
+    (it is only used for ``size`` 0 unless asked), which OpenSearch empties on refresh."""
+    header: dict[str, Any] = {"index": index, **extra}
+    if req.cacheable:
+        header["request_cache"] = True
+    return header
+
+
+def _lines(
+    index: str, req: SearchRequest, bodies: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for body in bodies:
-        lines.append({"index": index})
+        lines.append(_header(index, req))
         lines.append(body)
     return lines
 
@@ -324,10 +335,10 @@ def build_msearch(
     if req.keywords is not None:
         return ranked_lines(req, config, index)
     if shards > 1 and counts_pool_in_opensearch(req):
-        return _lines(index, pool_bodies(req, config))
+        return _lines(index, req, pool_bodies(req, config))
     bodies = [main_body(req, config)]
     bodies.extend(disjunctive_body(facet, req, config) for facet in req.disjunctive_facets())
-    return _lines(index, bodies)
+    return _lines(index, req, bodies)
 
 
 def pool_bodies(req: SearchRequest, config: EngineConfig) -> list[dict[str, Any]]:
@@ -384,7 +395,7 @@ def facet_msearch(
         if pool_aggs:
             body["aggs"] = pool_aggs
         bodies.append(body)
-    return _lines(index, bodies)
+    return _lines(index, req, bodies)
 
 
 def item_lookup_body(field: str, value: str) -> dict[str, Any]:

@@ -204,6 +204,9 @@ class SearchRequest:
     keywords: str | None = None
     # A second query that re-orders the pool (e.g. colours beside an image query).
     rerank: VectorRerank | None = None
+    # Worth OpenSearch's shard request cache: the same query is likely to come again (an
+    # indexed item's "more like this"); uploaded photos never repeat.
+    cacheable: bool = False
 
     @property
     def reorders_pool(self) -> bool:

@@ -20,6 +20,9 @@ from gateway.search.dsl import (
     radius_body,
 )
 from gateway.search.model import (
+    ImageQuery,
+    ImageUrlQuery,
+    MultiQuery,
     Query,
     SearchRequest,
     SearchResult,
@@ -57,6 +60,7 @@ class SearchOps(DupeOps):
         (or one whose alias moved to a sharded index) plans again once.
         """
         req, scale = await self._with_vector(engine, query, request, timings)
+        req = replace(req, cacheable=_repeats(query))
         alias = engine.config.alias
         planned = self.shards_seen.get(alias, 1)
         responses = await self._msearch(
@@ -189,6 +193,14 @@ class SearchOps(DupeOps):
             return {"cluster": cluster.get("status"), "engines": engines}
 
         return await self._backend(check)
+
+
+def _repeats(query: Query | None) -> bool:
+    """Whether the same query is likely to come again (an item's "more like this", a text, a
+    colour, browsing): uploaded photos and image URLs almost never do."""
+    if isinstance(query, MultiQuery):
+        return all(_repeats(q) for q in query.queries)
+    return not isinstance(query, ImageQuery | ImageUrlQuery)
 
 
 def _rescaled(result: SearchResult, scale: float) -> SearchResult:

@@ -333,6 +333,34 @@ def test_visually_similar_uses_stored_vector(gateway: TestClient, catalog: Catal
     assert with_self.json()["results"][0]["id"] == doc["id"]
 
 
+def _request_cache(os_client: OpenSearch, index: str) -> tuple[int, int]:
+    stats = os_client.indices.stats(index=index, metric="request_cache")
+    cache = stats["_all"]["total"]["request_cache"]
+    return int(cache["hit_count"]), int(cache["miss_count"])
+
+
+def test_item_queries_use_the_request_cache_uploads_do_not(
+    gateway: TestClient, catalog: Catalog, os_client: OpenSearch
+) -> None:
+    """ "More like this" repeats (the same item's page is opened by many shoppers), so its
+    searches ask OpenSearch's request cache; an uploaded photo never repeats, so it doesn't."""
+    doc = catalog.docs[11]
+    params = [("dfid", doc["id"]), ("rpp", "5"), ("facets[0][field]", "brand")]
+    first = gateway.get("/6/shop1/_visually_similar", params=params)
+    assert first.status_code == 200, first.text
+    hits, _ = _request_cache(os_client, catalog.index)
+    again = gateway.get("/6/shop1/_visually_similar", params=params)
+    assert again.json() == first.json()
+    assert _request_cache(os_client, catalog.index)[0] > hits, "the repeat was not a cache hit"
+
+    image = catalog.images[sorted(catalog.images)[12]].read_bytes()
+    upload = {"image": base64.b64encode(image).decode()}
+    before = _request_cache(os_client, catalog.index)
+    for _ in range(2):
+        assert gateway.post("/6/shop1/_image_search", json=upload).status_code == 200
+    assert _request_cache(os_client, catalog.index) == before, "an upload used the cache"
+
+
 def test_pages_partition_the_pool(gateway: TestClient, catalog: Catalog) -> None:
     image = catalog.images[sorted(catalog.images)[42]].read_bytes()
     payload = {"image": base64.b64encode(image).decode()}

@@ -138,6 +138,24 @@ def test_lucene_ef_search_travels_with_every_knn_clause(
         assert _knn(body).get("method_parameters") == expected
 
 
+@pytest.mark.parametrize("keywords", [None, "red dress"])
+@pytest.mark.parametrize("cacheable", [False, True])
+def test_a_cacheable_request_asks_for_the_request_cache_in_every_header(
+    cacheable: bool, keywords: str | None
+) -> None:
+    req = request(
+        cacheable=cacheable,
+        keywords=keywords,
+        facets=(FacetRequest("brand", 5, "terms"),),
+        filters={"brand": BRAND},
+    )
+    for shards in (1, 3):
+        lines = build_msearch(req, CONFIG, "shop", shards=shards)
+        headers = [line for line in lines if "index" in line]
+        assert len(headers) == len(lines) // 2 >= 2
+        assert all(h.get("request_cache", False) is cacheable for h in headers), headers
+
+
 def test_field_sort_fetches_whole_pool() -> None:
     body = build_msearch(request(page=2, rpp=10, sort=(SortKey("price"),)), CONFIG, "s")[1]
     assert (body["from"], body["size"]) == (0, 50)
