@@ -175,4 +175,11 @@ def test_write_then_read_gives_the_same_records(rows: list[dict[str, Any]]) -> N
         columns_of(CONFIG), [{"id": r.id, "image": r.image_url, **r.fields} for r in records]
     )
     reread = list(table_items(read(again), CONFIG, SeenIds(), Path("/m")))
-    assert reread == records
+    # everything but ``ref``: it names the physical line, and a dropped blank cell that held
+    # a line break ("\n") leaves the rewritten file shorter
+    assert [_content(r) for r in reread] == [_content(r) for r in records]
+
+
+def _content(item: object) -> tuple[object, ...]:
+    assert isinstance(item, FeedRecord)
+    return (item.id, item.image, item.image_url, item.fields)
