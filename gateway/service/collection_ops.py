@@ -19,8 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from anyio import to_thread
-
 from gateway.engines import EngineRuntime
 from gateway.service.collection_store import CollectionRecord, CollectionStore, ReadAccess, now
 from gateway.service.job_runner import JobContext, JobRunner
@@ -81,7 +79,7 @@ class CollectionOps(WriteOps):
         return await self._backend(lambda: self.collections.get(collection_id))
 
     async def collection_engine(self, record: CollectionRecord) -> EngineRuntime:
-        return await to_thread.run_sync(self.registry.get, record.hashid)
+        return await self._in_thread(self.registry.get, record.hashid)
 
     async def readable_collections(self, token: str | None) -> list[CollectionRecord]:
         """Every collection the caller may read: the open ones, and the key's."""
@@ -99,8 +97,8 @@ class CollectionOps(WriteOps):
         """A new, empty collection with its engine config from the gateway's template."""
         access = read_access or self.settings.collection_read_access
         record = await self._backend(lambda: self.collections.new(name, heidicon_tag, access))
-        engine = await to_thread.run_sync(self.registry.reload, record.hashid)
-        await to_thread.run_sync(self._create_index, engine)
+        engine = await self._in_thread(self.registry.reload, record.hashid)
+        await self._in_thread(self._create_index, engine)
         return record
 
     def _create_index(self, engine: EngineRuntime) -> None:
@@ -128,13 +126,13 @@ class CollectionOps(WriteOps):
 
         await self._backend(remove)
         with contextlib.suppress(NotFound):  # gone, as it should be: forget it here
-            await to_thread.run_sync(self.registry.reload, hashid)
+            await self._in_thread(self.registry.reload, hashid)
 
     # -- info -----------------------------------------------------------------------------
 
     async def collection_info(self, record: CollectionRecord) -> dict[str, Any]:
         """Counts and job states: number_of_images, content_update, fine-tuning state."""
-        engine = await to_thread.run_sync(self.registry.get, record.hashid)
+        engine = await self._in_thread(self.registry.get, record.hashid)
         try:
             count = await self.count(engine)
         except NotFound:
@@ -150,7 +148,7 @@ class CollectionOps(WriteOps):
 
         Returns the job's state plus the rows refused already (the job reports the rest).
         """
-        engine = await to_thread.run_sync(self.registry.get, record.hashid)
+        engine = await self._in_thread(self.registry.get, record.hashid)
         table = read_table(text, image_column=engine.config.image_field,
                            id_column=engine.config.id_field)  # fmt: skip
         config = content_config(engine.config, table.columns)
@@ -228,7 +226,7 @@ class CollectionOps(WriteOps):
 
     async def export_csv(self, record: CollectionRecord) -> str:
         """The content as the CSV that uploads back to the same records."""
-        engine = await to_thread.run_sync(self.registry.get, record.hashid)
+        engine = await self._in_thread(self.registry.get, record.hashid)
         config = engine.config
         rows: list[dict[str, object]] = []
         try:

@@ -2,10 +2,10 @@
 
 Blocking work (decoding, model inference, the OpenSearch client, fetching image URLs) runs
 in worker threads so the event loop stays free; OpenSearch errors become ours in one place
-(``_backend``). The per-search calls go through the service's own thread pool
+(``_backend``). Every operation's blocking call goes through the service's own thread pool
 (``_in_thread``): a hand-off there costs the event loop about a third less than anyio's
 ``to_thread`` (a C queue instead of a ``Condition``), and a query image is decoded and
-embedded in one hand-off, not two.
+embedded in one hand-off, not two. Background jobs keep their own threads.
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from anyio import to_thread
-
 from gateway.engines import EngineRuntime
 from gateway.search.dsl import near_duplicates_body
 from gateway.search.dupe_pairs import Progress
@@ -72,7 +70,7 @@ class DupeOps(ServiceCore):
         else:
             found = await self._query_vector(engine, query, field, timings or self.timings())
             sig = from_row(found.vector)
-        query_probes = await to_thread.run_sync(probes, sig)
+        query_probes = await self._in_thread(probes, sig)
         body = near_duplicates_body(
             field,
             [p.value for p in query_probes],
@@ -85,7 +83,7 @@ class DupeOps(ServiceCore):
             lambda: self.client.search(index=engine.config.alias, body=body)
         )
         candidates = read_near_duplicate_candidates(response, field)
-        near = await to_thread.run_sync(_verified, sig, query_probes, candidates, field, limits)
+        near = await self._in_thread(_verified, sig, query_probes, candidates, field, limits)
         if isinstance(query, ItemQuery) and query.exclude_self:
             near = [hit for hit in near if hit.id != self_id]
         return tuple(near[:size])
@@ -107,7 +105,7 @@ class DupeOps(ServiceCore):
         limits = _limits(spec, spec.pairs_max_distance if max_distance is None else max_distance)
         await self._ensure_index_matches(engine, field)
         ids, items = await self._signatures(engine, field, tree, progress)
-        found = await to_thread.run_sync(pairs_of, items, limits, progress)
+        found = await self._in_thread(pairs_of, items, limits, progress)
         return [(ids[i], ids[j], distance) for i, j, distance in found]
 
     async def _signatures(

@@ -6,8 +6,6 @@ import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from anyio import to_thread
-
 from gateway.engines import EngineRuntime
 from gateway.search.model import FilterTree
 from gateway.search.records import (
@@ -147,7 +145,7 @@ class RecordOps(ServiceCore):
         uri = record.fields.get("file_uri") if record is not None else None
         if record is None or not isinstance(uri, str):
             raise UnknownItem(f"No file {doc_id!r} in this collection")
-        data = await to_thread.run_sync(read_file, engine.config, uri, self.limits.max_bytes)
+        data = await self._in_thread(read_file, engine.config, uri, self.limits.max_bytes)
         return record, data
 
     async def _records(self, engine: EngineRuntime, body: dict[str, Any]) -> RecordPage:

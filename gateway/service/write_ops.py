@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import anyio
-from anyio import to_thread
 
 from gateway.engines import EngineRuntime
 from gateway.search.model import ImageQuery, NearDuplicate
@@ -136,7 +135,7 @@ class WriteOps(SearchOps, RecordOps):
             op_type="create",
         )
         async with self._embed_slots:
-            return await to_thread.run_sync(
+            return await self._in_thread(
                 lambda: write_records(feed, self.client, config.alias, embedders, settings)
             )
 
