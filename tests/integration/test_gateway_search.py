@@ -33,7 +33,7 @@ from tests.integration.conftest import (
     index_catalog,
 )
 from tests.reference_search import Expected, evaluate
-from tests.tolerance import ranking_problems, tie_runs
+from tests.tolerance import SCORE_ATOL, ranking_problems, tie_runs
 
 Pairs = list[tuple[str, str]]
 N_RANDOM_REQUESTS = 60
@@ -350,7 +350,8 @@ def test_item_queries_use_the_request_cache_uploads_do_not(
     assert first.status_code == 200, first.text
     hits, _ = _request_cache(os_client, catalog.index)
     again = gateway.get("/6/shop1/_visually_similar", params=params)
-    assert again.json() == first.json()
+    assert _page(again.json())[0] == _page(first.json())[0]
+    assert _page(again.json())[1] == pytest.approx(_page(first.json())[1], abs=SCORE_ATOL)
     assert _request_cache(os_client, catalog.index)[0] > hits, "the repeat was not a cache hit"
 
     image = catalog.images[sorted(catalog.images)[12]].read_bytes()
