@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,11 @@ def create_app(
         # it, and an engine whose weights are missing must stop start-up with a clear error.
         for engine in service.registry:
             await to_thread.run_sync(engine.embedder)
+        # Start-up made ~0.5 M long-lived objects (models, routes, schemas): freezing them
+        # spares every later collection from walking them again (p95 of a search's own
+        # overhead 4.8 -> 2.9 ms, BENCHMARKS "The gateway's own overhead").
+        gc.collect()
+        gc.freeze()
         logger.info(
             "serving engines %s from %s", service.registry.hashids(), settings.opensearch_url
         )

@@ -35,6 +35,9 @@ def bracket_param(name: str, description: str, schema_type: str = "string") -> d
             "schema": {"type": schema_type}}  # fmt: skip
 
 
+HASHID_PARAMETER = {"name": "hashid", "in": "path", "required": True,
+                    "description": "The search engine.", "schema": {"type": "string"}}  # fmt: skip
+
 SEARCH_PARAMETERS = [
     bracket_param("filter", "Filters, e.g. `filter[color][]=red&filter[price][gte]=10`."),
     bracket_param("exclude", "Negative filters, same syntax as `filter`."),
