@@ -98,8 +98,8 @@ def run(
     train_s = time.perf_counter() - started
     rss_after = peak_rss_mib()
     after = before
-    if result.matrix is not None:
-        adapter = Adapter(embedder.info.version, result.matrix)
+    if result.stage is not None:
+        adapter = Adapter(embedder.info.version, embedder.info.dim, (result.stage,))
         after = precision(adapter.apply(val), val_ids, adapter.apply(train), train_ids, K)
     chance = float(np.mean([np.mean(train_ids == v) for v in val_ids]))
     print(f"{name}: {before:.3f} -> {after:.3f} ({result.note})", file=sys.stderr)
@@ -112,7 +112,7 @@ def run(
         "after / before": f"{after / before:.2f}x" if before else "-",
         "goal 1.5x": "met" if after >= 1.5 * before else "NOT met",
         "held-out (train split) before -> after": f"{result.before:.3f} -> {result.after:.3f}",
-        "adapter kept": "yes" if result.matrix is not None else "no (guard: identity)",
+        "adapter kept": "yes" if result.stage is not None else "no (guard: identity)",
         "training s": f"{train_s:.1f}",
         "peak RSS MiB (before -> after training)": f"{rss_before:.0f} -> {rss_after:.0f}",
         "embedding s (0: cached)": f"{embed_s:.0f}",
@@ -134,14 +134,14 @@ def main() -> int:
         help="train photos per category for the CLIP runs (default: as above)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: 300)")
-    parser.add_argument("--rank", type=int, default=None, help="adapter rank (default: 128)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: 1200)")
+    parser.add_argument("--hidden", type=int, default=None, help="hidden units (default: 512)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for embedding")
     parser.add_argument("--skip", nargs="*", default=[], choices=["color", "seeded", "real"])
     args = parser.parse_args()  # fmt: skip
     torch.set_num_threads(args.threads)
     clip_per_class = args.clip_train_per_class or args.train_per_class
-    overrides = {"steps": args.steps, "rank": args.rank}
+    overrides = {"steps": args.steps, "hidden": args.hidden}
     settings = TrainSettings(seed=args.seed, **{k: v for k, v in overrides.items() if v})
     rows = []
     if "color" not in args.skip:

@@ -26,7 +26,7 @@ from imgsearch.embedders.adapted import adapt
 from imgsearch.embedders.base import Embedder, EmbedderInfo
 from imgsearch.engine_config import KNN_EMBEDDERS, EngineConfig
 from imgsearch.errors import EmbedderMismatch, ImgSearchError, InvalidRequest
-from imgsearch.finetune.adapter import Adapter, split_version
+from imgsearch.finetune.adapter import Adapter, Stage, split_version
 from imgsearch.finetune.augment import augmented_copy
 from imgsearch.finetune.store import AdapterStore
 from imgsearch.finetune.train import TrainData, TrainResult, TrainSettings, train_adapter
@@ -134,10 +134,10 @@ def finetune_collection(
     data = TrainData(vectors, labels, pair_vectors, pair_rows)
     result = train_adapter(data, request.settings, progress=lambda f: progress(0.25 + 0.35 * f))
     training = result.summary()
-    if result.matrix is None:
+    if result.stage is None:
         return FinetuneOutcome("unchanged", index, field_name, None, training)
     base_adapter = current or Adapter.identity(base.info.version, base.info.dim)
-    adapter = base_adapter.then(result.matrix)
+    adapter = base_adapter.then(result.stage)
     adapter_id = store.save(adapter, training)
     infos = {**recorded, field_name: replace(base.info, version=adapter.version)}
     target = lifecycle.prepare_target(client, config, infos, rebuild=True)
@@ -251,9 +251,9 @@ def _copy(
     progress: Progress,
 ) -> int:
     """Every document of ``source_index`` into ``target_index``, the field mapped through the
-    newly learnt matrix (the stored vectors already carry any earlier adapter)."""
-    assert result.matrix is not None
-    matrix = result.matrix
+    newly learnt stage (the stored vectors already carry any earlier adapter)."""
+    assert result.stage is not None
+    stage = result.stage
     with backend_errors():
         total = int(client.count(index=source_index)["count"]) or 1
     written = 0
@@ -265,11 +265,11 @@ def _copy(
         for doc in bulk.scan_sources(client, source_index, ["*"]):
             docs.append(doc)
             if len(docs) == _COPY_BATCH:
-                yield from _mapped(docs, target_index, field_name, matrix)
+                yield from _mapped(docs, target_index, field_name, stage)
                 written += len(docs)
                 progress(written / total)
                 docs = []
-        yield from _mapped(docs, target_index, field_name, matrix)
+        yield from _mapped(docs, target_index, field_name, stage)
         written += len(docs)
 
     for doc_id, error in bulk.bulk_write(client, actions(), bulk.BulkSettings()):
@@ -288,13 +288,12 @@ def _mapped(
     docs: list[tuple[str, dict[str, Any]]],
     index: str,
     field_name: str,
-    matrix: npt.NDArray[np.float32],
+    stage: Stage,
 ) -> Iterator[dict[str, Any]]:
     with_vector = [i for i, (_, doc) in enumerate(docs) if isinstance(doc.get(field_name), list)]
     if with_vector:
         rows = np.asarray([docs[i][1][field_name] for i in with_vector], dtype=np.float32)
-        mapped = rows @ matrix.T
-        mapped /= np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-12)
+        mapped = stage.apply(rows)
         for i, row in zip(with_vector, mapped, strict=True):
             docs[i][1][field_name] = [float(x) for x in row]
     for doc_id, source in docs:

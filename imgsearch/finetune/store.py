@@ -1,8 +1,10 @@
 """Adapters in OpenSearch (``imgsearch-adapters``), so every gateway instance can load them.
 
-One document per adapter, its id the adapter's content hash; the matrix is stored as
-base64 float32 (not indexed). An adapter never changes once written, so a process caches what
-it loaded, and a load checks that the bytes still hash to the id asked for.
+One document per adapter, its id the adapter's content hash; its stages are stored as their
+kind and named base64 float32 arrays with their shapes (not indexed). Documents written before
+stages existed hold one ``matrix`` and load as a single linear stage. An adapter never
+changes once written, so a process caches what it loaded, and a load checks that the bytes
+still hash to the id asked for.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from imgsearch.embedders.adapted import adapt
 from imgsearch.embedders.base import Embedder
 from imgsearch.errors import EmbedderMismatch, NotFound
-from imgsearch.finetune.adapter import Adapter, split_version
+from imgsearch.finetune.adapter import Adapter, Stage, make_stage, split_version
 from imgsearch.mapping import vector_meta
 from imgsearch.search_client import backend_errors
 
@@ -36,6 +39,7 @@ _MAPPING = {
             "base_version": {"type": "keyword"},
             "created": {"type": "date"},
             "matrix": {"type": "object", "enabled": False},
+            "stages": {"type": "object", "enabled": False},
         },
     },
 }
@@ -53,8 +57,7 @@ class AdapterStore:
         body = {
             "base_version": adapter.base_version,
             "dim": adapter.dim,
-            "matrix": {"f32_base64": base64.b64encode(adapter.matrix.astype("<f4").tobytes())
-                       .decode()},
+            "stages": [_stage_doc(stage) for stage in adapter.stages],
             "created": datetime.now(UTC).isoformat(),
             "training": training or {},
         }  # fmt: skip
@@ -82,17 +85,45 @@ class AdapterStore:
                 f"adapter {adapter_id} (a fine-tuning of this collection) is not in "
                 f"{ADAPTERS_INDEX}; fine-tune again or roll the index back"
             ) from None
-        source = doc["_source"]
-        dim = int(source["dim"])
-        raw = base64.b64decode(source["matrix"]["f32_base64"])
-        matrix = np.frombuffer(raw, dtype="<f4").reshape(dim, dim)
-        adapter = Adapter(str(source["base_version"]), matrix)
+        try:
+            adapter = _adapter_of(doc["_source"])
+        except (KeyError, TypeError, ValueError) as exc:
+            message = f"adapter {adapter_id} in {ADAPTERS_INDEX} is corrupt: {exc}"
+            raise EmbedderMismatch(message) from None
         if adapter.adapter_id != adapter_id:
             raise EmbedderMismatch(f"adapter {adapter_id} in {ADAPTERS_INDEX} is corrupt")
         with self._lock:
             self._cache[adapter_id] = adapter
         logger.info("loaded adapter %s for %s", adapter_id[:12], adapter.base_version)
         return adapter
+
+
+def _stage_doc(stage: Stage) -> dict[str, object]:
+    return {
+        "kind": stage.kind,
+        "arrays": {
+            name: {"shape": list(array.shape),
+                   "f32_base64": base64.b64encode(array.astype("<f4").tobytes()).decode()}
+            for name, array in stage.arrays().items()
+        },
+    }  # fmt: skip
+
+
+def _array(doc: dict[str, Any]) -> npt.NDArray[np.float32]:
+    raw = base64.b64decode(doc["f32_base64"])
+    return np.frombuffer(raw, dtype="<f4").reshape([int(n) for n in doc["shape"]])
+
+
+def _adapter_of(source: dict[str, Any]) -> Adapter:
+    base_version, dim = str(source["base_version"]), int(source["dim"])
+    if "stages" not in source:  # written before stages: one linear matrix
+        raw = base64.b64decode(source["matrix"]["f32_base64"])
+        return Adapter.linear(base_version, np.frombuffer(raw, dtype="<f4").reshape(dim, dim))
+    stages = tuple(
+        make_stage(str(stage["kind"]), {name: _array(a) for name, a in stage["arrays"].items()})
+        for stage in source["stages"]
+    )
+    return Adapter(base_version, dim, stages)
 
 
 def with_live_adapters(

@@ -1,17 +1,19 @@
-"""Learn an adapter matrix from what a collection has: labels and/or augmentation pairs.
+"""Learn an adapter stage from what a collection has: labels and/or augmentation pairs.
 
 Training runs on stored vectors (and, for pairs, the vectors of augmented copies), never on
-images, so a few thousand items train in seconds on two CPU cores. The matrix is
-``I + U Vᵀ`` (low rank for wide embedders, full for narrow ones), started at the identity
-and pulled back towards it by weight decay, learnt with
+images, so a few thousand items train in seconds on two CPU cores. The stage is a residual
+one-hidden-layer network ``normalise(x + B gelu(A x + a) + b)`` (``MlpStage``): its input is
+whitened by the training vectors' mean and covariance (shrunk towards a multiple of the
+identity), its output layer starts at zero (the stage starts as the identity) and weight decay
+and dropout keep it small. It is learnt with
 
-* labels: a normalised-softmax loss against one learnt proxy per label (items move towards
-  their label's proxy and away from the others);
+* labels: a normalised-softmax loss against one learnt proxy per label, with label smoothing
+  (items move towards their label's proxy and away from the others);
 * pairs: InfoNCE between an item and its augmented copy (an item's copy must be nearer to
   it than to the other items of the batch).
 
 Guard against making things worse: part of the items is held out (stratified by label), the
-adapter is trained on the rest and measured on the held-out part; only if it beats the
+stage is trained on the rest and measured on the held-out part; only if it beats the
 identity significantly (paired over the held-out queries) and by ``min_gain`` is it trained
 again on everything and returned, otherwise the result says "keep the identity" and why.
 Deterministic for a given seed (one torch generator, fixed batch order, CPU).
@@ -32,6 +34,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from imgsearch.errors import InvalidRequest
+from imgsearch.finetune.adapter import MlpStage
 
 Progress = Callable[[float], None]
 
@@ -43,12 +46,18 @@ class TrainingCancelled(Exception):
 class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rank: Annotated[int, Field(ge=1, le=2048)] = 128
-    steps: Annotated[int, Field(ge=1, le=100_000)] = 300
-    batch_size: Annotated[int, Field(ge=8, le=65_536)] = 1024
-    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = 0.01
-    # Weight decay of the residual ``U Vᵀ``: keeps the adapter near the identity.
-    weight_decay: Annotated[float, Field(ge=0, le=1.0)] = 1e-4
+    hidden: Annotated[int, Field(ge=1, le=8192)] = 512
+    steps: Annotated[int, Field(ge=1, le=100_000)] = 1200
+    batch_size: Annotated[int, Field(ge=8, le=65_536)] = 128
+    learning_rate: Annotated[float, Field(gt=0, le=1.0)] = 1e-3
+    # AdamW weight decay of the network: keeps the stage near the identity.
+    weight_decay: Annotated[float, Field(ge=0, le=1.0)] = 1e-2
+    dropout: Annotated[float, Field(ge=0, lt=1.0)] = 0.3
+    label_smoothing: Annotated[float, Field(ge=0, lt=1.0)] = 0.1
+    # Covariance shrinkage of the input whitening: this times dim / items times the mean
+    # eigenvalue is added to every eigenvalue (few items per dimension: a noisy covariance,
+    # whitened less; 3,068 CLIP vectors: 0.17, 120 colour histograms: 1.2).
+    whiten_shrinkage: Annotated[float, Field(gt=0, le=100)] = 1.0
     proxy_scale: Annotated[float, Field(gt=0, le=100)] = 16.0
     pair_temperature: Annotated[float, Field(gt=0, le=1.0)] = 0.1
     holdout: Annotated[float, Field(ge=0.05, le=0.5)] = 0.2
@@ -77,9 +86,9 @@ class TrainData:
 
 @dataclass
 class TrainResult:
-    """The learnt matrix (``None``: keep the identity) and what the guard measured."""
+    """The learnt stage (``None``: keep the identity) and what the guard measured."""
 
-    matrix: npt.NDArray[np.float32] | None
+    stage: MlpStage | None
     metric: str
     before: float
     after: float
@@ -90,7 +99,7 @@ class TrainResult:
 
     @property
     def improved(self) -> bool:
-        return self.matrix is not None
+        return self.stage is not None
 
     def summary(self) -> dict[str, object]:
         """JSON-ready, for the job state."""
@@ -231,10 +240,10 @@ def _train(
         return TrainResult(None, metric, before, after, note, time.perf_counter() - started,
                            len(prepared.vectors), details)  # fmt: skip
     everything = np.arange(len(prepared.vectors))
-    matrix = _fit(prepared, everything, settings, phase(0.5), stop)
+    stage = _fit(prepared, everything, settings, phase(0.5), stop)
     report(1.0)
     note = f"held-out {metric} {before:.4f} -> {after:.4f}"
-    return TrainResult(matrix, metric, before, after, note, time.perf_counter() - started,
+    return TrainResult(stage, metric, before, after, note, time.perf_counter() - started,
                        len(prepared.vectors), details)  # fmt: skip
 
 
@@ -369,11 +378,11 @@ class _Subset:
     def metric(self) -> str:
         return "category precision@k" if self.query_labels is not None else "copy recall@1"
 
-    def score(self, matrix: npt.NDArray[np.float32] | None, k: int) -> npt.NDArray[np.float64]:
+    def score(self, stage: MlpStage | None, k: int) -> npt.NDArray[np.float64]:
         """Per held-out query: its precision@k, or whether its copy found it."""
 
         def apply(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-            return rows if matrix is None else _unit(rows @ matrix.T)
+            return rows if stage is None else stage.apply(rows)
 
         if self.query_labels is not None and self.gallery_labels is not None:
             return precision_per_query(
@@ -390,58 +399,42 @@ def _fit(
     settings: TrainSettings,
     progress: Progress,
     should_stop: Callable[[], bool],
-) -> npt.NDArray[np.float32]:
-    """The matrix ``I + U Vᵀ`` learnt on ``rows`` (and their pairs)."""
+) -> MlpStage:
+    """The stage learnt on ``rows`` (and their pairs)."""
     generator = torch.Generator().manual_seed(settings.seed)
-    dim = data.vectors.shape[1]
     x_all = torch.from_numpy(data.vectors[rows])
     labels = None if data.labels is None else torch.from_numpy(data.labels[rows])
-    params: list[torch.Tensor] = []
-    if settings.rank >= dim:
-        full = torch.zeros(dim, dim, requires_grad=True)
-        params.append(full)
-
-        def residual() -> torch.Tensor:
-            return full
-
-    else:
-        u = torch.zeros(dim, settings.rank, requires_grad=True)
-        v = (torch.randn(dim, settings.rank, generator=generator) / dim**0.5).requires_grad_()
-        params += [u, v]
-
-        def residual() -> torch.Tensor:
-            product: torch.Tensor = u @ v.T
-            return product
-
+    net = _Residual(data.vectors[rows], settings, generator)
     proxies = None
     if labels is not None:
         labelled = labels >= 0
-        means = torch.zeros(data.classes, dim).index_add_(0, labels[labelled], x_all[labelled])
+        means = torch.zeros(data.classes, x_all.shape[1]).index_add_(
+            0, labels[labelled], x_all[labelled]
+        )
         proxies = torch.nn.functional.normalize(means, dim=1).requires_grad_()
     pairs = _pairs_for(data, rows)
-    optimiser = torch.optim.Adam(
-        [{"params": params, "weight_decay": settings.weight_decay}]
+    optimiser = torch.optim.AdamW(
+        [{"params": net.params, "weight_decay": settings.weight_decay}]
         + ([{"params": [proxies], "weight_decay": 0.0}] if proxies is not None else []),
         lr=settings.learning_rate,
     )
-    eye = torch.eye(dim)
     for step in range(settings.steps):
         if should_stop():
             raise TrainingCancelled
         optimiser.zero_grad()
-        matrix = eye + residual()
         loss = torch.zeros(())
         if labels is not None and proxies is not None:
             batch = _batch(len(rows), settings.batch_size, generator)
             mask = labels[batch] >= 0
-            x = torch.nn.functional.normalize(x_all[batch][mask] @ matrix.T, dim=1)
+            x = net(x_all[batch][mask], train=True)
             logits = settings.proxy_scale * x @ torch.nn.functional.normalize(proxies, dim=1).T
-            loss = loss + torch.nn.functional.cross_entropy(logits, labels[batch][mask])
+            loss = loss + torch.nn.functional.cross_entropy(
+                logits, labels[batch][mask], label_smoothing=settings.label_smoothing
+            )
         if pairs is not None:
             anchors, copies = pairs
             batch = _batch(len(anchors), settings.batch_size, generator)
-            a = torch.nn.functional.normalize(anchors[batch] @ matrix.T, dim=1)
-            c = torch.nn.functional.normalize(copies[batch] @ matrix.T, dim=1)
+            a, c = net(anchors[batch], train=True), net(copies[batch], train=True)
             logits = a @ c.T / settings.pair_temperature
             target = torch.arange(len(batch))
             loss = loss + 0.5 * (
@@ -452,9 +445,52 @@ def _fit(
         optimiser.step()
         if step % 10 == 0 or step == settings.steps - 1:
             progress((step + 1) / settings.steps)
-    with torch.no_grad():
-        learnt: npt.NDArray[np.float32] = (eye + residual()).numpy().astype(np.float32)
-    return learnt
+    return net.stage()
+
+
+class _Residual:
+    """``normalise(x + B gelu(W T (x - m) + a) + b)`` in torch; ``T`` the fixed whitening
+    of the training vectors, ``B`` starting at zero (the identity)."""
+
+    def __init__(
+        self, vectors: npt.NDArray[np.float32], settings: TrainSettings, generator: torch.Generator
+    ) -> None:
+        x = vectors.astype(np.float64)
+        dim, hidden = x.shape[1], settings.hidden
+        self.mean = x.mean(0)
+        centred = x - self.mean
+        eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / max(len(x) - 1, 1))
+        eigenvalues = np.maximum(eigenvalues, 0.0)
+        shrinkage = settings.whiten_shrinkage * dim / len(x)
+        floor = shrinkage * max(float(eigenvalues.mean()), 1e-12)
+        self.whiten = (eigenvectors / np.sqrt(eigenvalues + floor)) @ eigenvectors.T
+        self.dropout = settings.dropout
+        self.generator = generator
+        bound = 1.0 / dim**0.5  # torch.nn.Linear's initialisation, from our generator
+        self.w_in = (
+            (torch.rand(hidden, dim, generator=generator) * 2 - 1) * bound
+        ).requires_grad_()
+        self.b_in = ((torch.rand(hidden, generator=generator) * 2 - 1) * bound).requires_grad_()
+        self.w_out = torch.zeros(dim, hidden, requires_grad=True)
+        self.b_out = torch.zeros(dim, requires_grad=True)
+        self.params = [self.w_in, self.b_in, self.w_out, self.b_out]
+        self._whiten = torch.from_numpy(self.whiten.astype(np.float32))
+        self._mean = torch.from_numpy(self.mean.astype(np.float32))
+
+    def __call__(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        pre = ((x - self._mean) @ self._whiten) @ self.w_in.T + self.b_in
+        hidden = torch.nn.functional.gelu(pre, approximate="tanh")
+        if train and self.dropout > 0:
+            keep = torch.rand(hidden.shape, generator=self.generator) >= self.dropout
+            hidden = hidden * keep / (1 - self.dropout)
+        return torch.nn.functional.normalize(x + hidden @ self.w_out.T + self.b_out, dim=1)
+
+    def stage(self) -> MlpStage:
+        """The learnt network with the whitening folded into its first layer."""
+        with torch.no_grad():
+            w_in = self.w_in.numpy().astype(np.float64) @ self.whiten  # whiten is symmetric
+            b_in = self.b_in.numpy().astype(np.float64) - w_in @ self.mean
+            return MlpStage(w_in, b_in, self.w_out.numpy(), self.b_out.numpy())
 
 
 def _pairs_for(

@@ -15,7 +15,7 @@ from imgsearch.embedders.clip import ClipEmbedder
 from imgsearch.embedders.color import ColorEmbedder
 from imgsearch.engine_config import ClipSpec
 from imgsearch.errors import ConfigError, InvalidRequest
-from imgsearch.finetune.adapter import Adapter, split_version
+from imgsearch.finetune.adapter import Adapter, LinearStage, MlpStage, split_version
 from imgsearch.finetune.augment import augmented_copy
 from imgsearch.finetune.train import (
     TrainData,
@@ -26,7 +26,7 @@ from imgsearch.finetune.train import (
 )
 from tests.tolerance import assert_same_vector, cosine
 
-FAST = TrainSettings(steps=80, rank=64, seed=3)
+FAST = TrainSettings(steps=150, hidden=64, learning_rate=1e-2, seed=3)
 
 
 def unit(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -72,7 +72,7 @@ def test_apply_is_linear_then_normalised() -> None:
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(8, 8)).astype(np.float32)
     rows = rng.normal(size=(5, 8)).astype(np.float32)
-    got = Adapter("base/v1", matrix).apply(rows)
+    got = Adapter.linear("base/v1", matrix).apply(rows)
     for row, out in zip(rows, got, strict=True):
         expected = matrix.astype(np.float64) @ row
         assert_same_vector(out, expected / np.linalg.norm(expected))
@@ -89,11 +89,11 @@ def test_identity_adapter_only_normalises() -> None:
 def test_composition_equals_applying_twice() -> None:
     """normalise(W2 normalise(W1 x)) = normalise(W2 W1 x): a second fine-tuning composes."""
     rng = np.random.default_rng(2)
-    first = Adapter("b", rng.normal(size=(6, 6)).astype(np.float32))
+    first = Adapter.linear("b", rng.normal(size=(6, 6)).astype(np.float32))
     second = rng.normal(size=(6, 6)).astype(np.float32)
     rows = rng.normal(size=(7, 6)).astype(np.float32)
-    twice = Adapter("b", second).apply(first.apply(rows))
-    composed = first.then(second)
+    twice = Adapter.linear("b", second).apply(first.apply(rows))
+    composed = first.then(LinearStage(second))
     assert composed.base_version == "b"
     for a, b in zip(composed.apply(rows), twice, strict=True):
         assert_same_vector(a, b)
@@ -102,17 +102,17 @@ def test_composition_equals_applying_twice() -> None:
 def test_adapter_id_names_content_and_base() -> None:
     matrix = np.eye(4, dtype=np.float32)
     ids = {
-        Adapter("b", matrix).adapter_id,
-        Adapter("other", matrix).adapter_id,
-        Adapter("b", matrix * 2).adapter_id,
-        Adapter("b", np.eye(5, dtype=np.float32)).adapter_id,
+        Adapter.linear("b", matrix).adapter_id,
+        Adapter.linear("other", matrix).adapter_id,
+        Adapter.linear("b", matrix * 2).adapter_id,
+        Adapter.linear("b", np.eye(5, dtype=np.float32)).adapter_id,
     }
     assert len(ids) == 4
-    assert Adapter("b", matrix.copy()).adapter_id == Adapter("b", matrix).adapter_id
+    assert Adapter.linear("b", matrix.copy()).adapter_id == Adapter.linear("b", matrix).adapter_id
 
 
 def test_version_round_trip() -> None:
-    adapter = Adapter("open_clip/ViT-B-32/laion2b_s34b_b79k", np.eye(3, dtype=np.float32))
+    adapter = Adapter.linear("open_clip/ViT-B-32/laion2b_s34b_b79k", np.eye(3, dtype=np.float32))
     assert split_version(adapter.version) == (adapter.base_version, adapter.adapter_id)
     assert split_version("color-hsv-v2") == ("color-hsv-v2", None)
 
@@ -120,7 +120,70 @@ def test_version_round_trip() -> None:
 @pytest.mark.parametrize("bad", [np.ones((2, 3)), np.array([[np.nan]]), np.ones(3)])
 def test_bad_matrices_are_refused(bad: npt.NDArray[np.float64]) -> None:
     with pytest.raises(ValueError):
-        Adapter("b", bad.astype(np.float32))
+        Adapter.linear("b", bad.astype(np.float32))
+
+
+def random_mlp(dim: int, hidden: int, seed: int) -> MlpStage:
+    rng = np.random.default_rng(seed)
+
+    def floats(shape: tuple[int, ...], scale: float) -> npt.NDArray[np.float32]:
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    return MlpStage(floats((hidden, dim), 1.0), floats((hidden,), 1.0),
+                    floats((dim, hidden), 0.3), floats((dim,), 0.1))  # fmt: skip
+
+
+def test_mlp_stage_is_residual_gelu_then_normalised() -> None:
+    """Reference: the formula row by row in float64 (GELU written out, tanh form)."""
+    stage = random_mlp(6, 5, seed=20)
+    rows = unit(np.random.default_rng(21).normal(size=(4, 6)))
+    got = Adapter("b", 6, (stage,)).apply(rows)
+    a, a0, b, b0 = (x.astype(np.float64) for x in stage.arrays().values())
+    for out, row in zip(got, rows.astype(np.float64), strict=True):
+        pre = a @ row + a0
+        hidden = 0.5 * pre * (1 + np.tanh(np.sqrt(2 / np.pi) * (pre + 0.044715 * pre**3)))
+        expected = row + b @ hidden + b0
+        assert_same_vector(out, expected / np.linalg.norm(expected))
+
+
+def test_a_chain_applies_its_stages_in_order_and_names_them() -> None:
+    """Fine-tuning a fine-tuned collection appends a stage: the chain is the stages one after
+    the other; linear after linear folds (same map), anything else is kept as a stage."""
+    rng = np.random.default_rng(22)
+    rows = unit(rng.normal(size=(5, 6)))
+    linear = LinearStage(rng.normal(size=(6, 6)).astype(np.float32))
+    mlp, other = random_mlp(6, 4, seed=23), random_mlp(6, 4, seed=24)
+    chain = Adapter.identity("b", 6).then(linear).then(mlp)
+    assert [stage.kind for stage in chain.stages] == ["linear", "mlp"]
+    for got, expected in zip(chain.apply(rows), mlp.apply(linear.apply(rows)), strict=True):
+        assert_same_vector(got, expected)
+    folded = chain.then(other).stages
+    assert len(folded) == 3
+    ids = {chain.adapter_id, chain.then(other).adapter_id,
+           Adapter("b", 6, (mlp, linear)).adapter_id, Adapter("b", 6, (linear,)).adapter_id,
+           Adapter("b", 6, (mlp,)).adapter_id, Adapter("other", 6, (mlp,)).adapter_id}  # fmt: skip
+    assert len(ids) == 6
+    assert (
+        Adapter("b", 6, (random_mlp(6, 4, seed=23),)).adapter_id
+        == Adapter("b", 6, (mlp,)).adapter_id
+    )
+
+
+def test_a_single_linear_stage_keeps_the_first_id_scheme() -> None:
+    """Adapters stored before stages existed keep their ids (and so their indexes)."""
+    import hashlib
+
+    matrix = np.random.default_rng(25).normal(size=(3, 3)).astype(np.float32)
+    digest = hashlib.sha256(b"imgsearch-adapter-v1\0b\x003\0" + matrix.astype("<f4").tobytes())
+    assert Adapter.linear("b", matrix).adapter_id == digest.hexdigest()
+
+
+def test_stages_of_another_width_are_refused() -> None:
+    with pytest.raises(ValueError, match="width"):
+        Adapter("b", 5, (random_mlp(6, 4, seed=26),))
+    with pytest.raises(ValueError, match="shapes"):
+        ones = np.ones((4, 6), np.float32)
+        MlpStage(ones, ones[:3, 0], ones.T, ones[0])
 
 
 def test_apply_refuses_the_wrong_width() -> None:
@@ -152,8 +215,8 @@ def test_labels_improve_held_out_precision_by_a_wide_margin() -> None:
     train, train_labels = hidden_classes(600, seed=5)
     test, test_labels = hidden_classes(200, seed=6)
     result = train_adapter(TrainData(train, train_labels), FAST)
-    assert result.matrix is not None, result.note
-    adapter = Adapter("b", result.matrix)
+    assert result.stage is not None, result.note
+    adapter = Adapter("b", 32, (result.stage,))
     before = brute_precision(test, test_labels, train, train_labels, 10)
     after = brute_precision(adapter.apply(test), test_labels, adapter.apply(train),
                             train_labels, 10)  # fmt: skip
@@ -165,10 +228,12 @@ def test_labels_improve_held_out_precision_by_a_wide_margin() -> None:
 
 def test_training_is_deterministic_for_a_seed() -> None:
     vectors, labels = hidden_classes(300, seed=7)
-    first = train_adapter(TrainData(vectors, labels), FAST).matrix
-    second = train_adapter(TrainData(vectors, labels), FAST).matrix
+    first = train_adapter(TrainData(vectors, labels), FAST).stage
+    second = train_adapter(TrainData(vectors, labels), FAST).stage
     assert first is not None and second is not None
-    np.testing.assert_allclose(first, second, atol=1e-6)
+    for name, array in first.arrays().items():
+        np.testing.assert_allclose(array, second.arrays()[name], atol=1e-6)
+    assert Adapter("b", 32, (first,)).adapter_id == Adapter("b", 32, (second,)).adapter_id
 
 
 def test_labels_that_say_nothing_keep_the_identity() -> None:
@@ -177,7 +242,7 @@ def test_labels_that_say_nothing_keep_the_identity() -> None:
     vectors, _ = hidden_classes(400, seed=8)
     noise = [f"c{x}" for x in np.random.default_rng(9).integers(0, 4, 400)]
     result = train_adapter(TrainData(vectors, noise), FAST)
-    assert result.matrix is None
+    assert result.stage is None
     assert not result.improved
     assert "kept the identity" in result.note
     assert result.summary()["improved"] is False
@@ -187,7 +252,7 @@ def test_unlabelled_items_are_left_out_of_the_label_loss() -> None:
     vectors, labels = hidden_classes(500, seed=10)
     partial: list[str | None] = [label if i % 3 else None for i, label in enumerate(labels)]
     result = train_adapter(TrainData(vectors, partial), FAST)
-    assert result.matrix is not None, result.note
+    assert result.stage is not None, result.note
 
 
 def test_augmentation_pairs_teach_what_to_ignore() -> None:
@@ -203,10 +268,10 @@ def test_augmentation_pairs_teach_what_to_ignore() -> None:
     copies = unit(content + np.pad(rng.normal(scale=1.5, size=(n, 6)), ((0, 0), (0, dim - 6))))
     rows = np.arange(n)
     result = train_adapter(TrainData(items, None, copies, rows), FAST)
-    assert result.matrix is not None, result.note
+    assert result.stage is not None, result.note
     assert result.metric == "copy recall@1"
     fresh = unit(content + np.pad(rng.normal(scale=1.5, size=(n, 6)), ((0, 0), (0, dim - 6))))
-    adapter = Adapter("b", result.matrix)
+    adapter = Adapter("b", dim, (result.stage,))
     before = pair_recall_at_1(fresh, rows, items)
     after = pair_recall_at_1(adapter.apply(fresh), rows, adapter.apply(items))
     assert after > before + 0.1, (before, after)
@@ -250,7 +315,7 @@ def test_adapted_colour_embedder_is_adapter_of_base() -> None:
     matrix = np.eye(dim, dtype=np.float32) + np.random.default_rng(14).normal(
         scale=0.05, size=(dim, dim)
     ).astype(np.float32)
-    adapter = Adapter(base.info.version, matrix)
+    adapter = Adapter.linear(base.info.version, matrix)
     adapted = adapt(base, adapter)
     assert isinstance(adapted, AdaptedEmbedder) and not isinstance(adapted, AdaptedClipEmbedder)
     assert adapted.info.version == f"{base.info.version}+adapter:{adapter.adapter_id}"
@@ -281,7 +346,7 @@ def test_adapted_clip_keeps_text_tower_and_preprocessing(tiny_clip_checkpoint: P
     base = ClipEmbedder(spec)
     dim = base.info.dim
     matrix = np.eye(dim, dtype=np.float32) * np.linspace(0.5, 1.5, dim, dtype=np.float32)
-    adapter = Adapter(base.info.version, matrix)
+    adapter = Adapter.linear(base.info.version, matrix)
     adapted = adapt(base, adapter)
     assert isinstance(adapted, AdaptedClipEmbedder)
     images = photos()
@@ -318,7 +383,7 @@ def test_engine_runtime_puts_the_indexed_adapter_on_the_frozen_embedder() -> Non
 
     base = ColorEmbedder()
     info = base.info
-    adapter = Adapter(info.version, np.eye(info.dim, dtype=np.float32) * 2 + 0.01)
+    adapter = Adapter.linear(info.version, np.eye(info.dim, dtype=np.float32) * 2 + 0.01)
     adapters = {adapter.adapter_id: adapter}
 
     def load(adapter_id: str) -> Adapter:
