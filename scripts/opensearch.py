@@ -17,7 +17,9 @@ started. Standard library only, so it runs before the virtualenv exists.
 dirs, ports, pid files and logs, so the single node is left alone. Its URLs are printed
 comma-separated; ``kill-node I`` SIGKILLs node I and ``start-node I`` brings it back on the
 same ports and data. ``OPENSEARCH_CLUSTER_URL`` (comma-separated) names an external cluster
-instead.
+instead; if ``OPENSEARCH_CLUSTER_COMPOSE`` also names the docker compose command that runs it
+(``docker-compose.cluster.yml``, see ``scripts/test-compose.sh``), ``kill-node I`` and
+``start-node I`` act on its service ``opensearchI``.
 
     python3 scripts/opensearch.py start --nodes 3
     python3 scripts/opensearch.py kill-node 2 --nodes 3
@@ -32,6 +34,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -260,6 +263,18 @@ def external_cluster() -> list[str] | None:
     return [u.strip().rstrip("/") for u in urls.split(",") if u.strip()] or None
 
 
+def compose_command() -> list[str] | None:
+    """``OPENSEARCH_CLUSTER_COMPOSE``: the compose command (with its -p/-f options) running the
+    external cluster, whose node ``i`` is the service ``opensearch<i>``."""
+    return shlex.split(os.environ.get("OPENSEARCH_CLUSTER_COMPOSE", "")) or None
+
+
+def _compose(compose: list[str], *args: str) -> None:
+    result = subprocess.run([*compose, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise NodeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+
+
 def cluster_urls() -> list[str] | None:
     """The cluster's node URLs (external, or the local layout's); None when there is none."""
     external = external_cluster()
@@ -363,6 +378,11 @@ def _layout_or_fail() -> list[dict[str, int]]:
 
 def kill_node(i: int) -> None:
     """SIGKILL node ``i`` of the local cluster (no shutdown: a crash)."""
+    compose = compose_command()
+    if compose is not None:
+        _compose(compose, "kill", "-s", "SIGKILL", f"opensearch{i}")
+        log(f"killed container opensearch{i}")
+        return
     layout = _layout_or_fail()
     if not 1 <= i <= len(layout):
         raise NodeError(f"no node-{i} in a {len(layout)}-node cluster")
@@ -372,6 +392,11 @@ def kill_node(i: int) -> None:
 
 def start_node(i: int) -> str:
     """Start node ``i`` again (same ports and data); its URL once it has rejoined."""
+    compose, urls = compose_command(), external_cluster()
+    if compose is not None and urls is not None:
+        _compose(compose, "start", f"opensearch{i}")
+        _wait_for_nodes(urls, len(urls), {})
+        return urls[i - 1]
     layout = _layout_or_fail()
     if not 1 <= i <= len(layout):
         raise NodeError(f"no node-{i} in a {len(layout)}-node cluster")
