@@ -1,4 +1,4 @@
-"""Per-collection fine-tuning: a small linear adapter learnt on top of a frozen embedder.
+"""Per-collection fine-tuning: a small adapter (chained stages) learnt on a frozen embedder.
 
 ``adapter`` is the adapter itself (apply, compose, content hash, the version string it gives
 an embedder), ``train`` learns one from a collection's vectors, ``store`` keeps adapters in
