@@ -4,10 +4,10 @@ Order of checks (so the cheapest rejection wins): engine exists (404), access (4
 enabled (400), parameters (400), image present and decodable (400/413), embedding (424),
 search (503/504).
 
-The three search routes take only the ``Request``: FastAPI's validation of a path parameter
-and its dependency solving cost ~0.08 ms a search on a 2-core machine (BENCHMARKS, "The
-gateway's own overhead"), so they read ``hashid`` from the path and the service from the app
-(``service_of``); ``HASHID_PARAMETER`` documents the path parameter in the OpenAPI schema.
+Every route takes only the ``Request`` (``RequestRoute``: FastAPI calls it without its
+dependency and validation machinery, which cost about a fifth of a search's own time): it
+reads ``hashid`` from the path and the service from the app (``service_of``);
+``HASHID_PARAMETER`` documents the path parameter in the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from gateway.deps import Service, service_of
+from gateway.deps import service_of
 from gateway.dialect import Dialect
 from gateway.dialects.doofinder.body import read_body, read_json_params
 from gateway.dialects.doofinder.openapi import (
@@ -37,6 +37,7 @@ from gateway.dialects.doofinder.response import (
 )
 from gateway.engines import EngineRuntime
 from gateway.json_response import FastJSONResponse
+from gateway.request_route import RequestRoute
 from gateway.search.color_query import with_colors
 from gateway.search.model import Query, SearchRequest, SearchResult
 from gateway.security import authorize, cors_headers, preflight_headers
@@ -49,7 +50,7 @@ from imgsearch.errors import (
     UnknownItem,
 )
 
-router = APIRouter(tags=["Doofinder search v6"])
+router = APIRouter(tags=["Doofinder search v6"], route_class=RequestRoute)
 
 
 def _engine(request: Request, images: bool = True) -> tuple[CatalogService, EngineRuntime]:
@@ -151,9 +152,9 @@ def _respond(
 
 
 @router.options("/6/{hashid}/{path:path}", include_in_schema=False)
-async def preflight(hashid: str, path: str, request: Request, service: Service) -> Response:
+async def preflight(request: Request) -> Response:
     """CORS preflight: allowed only for origins the engine accepts."""
-    engine = service.engine(hashid)
+    engine = service_of(request).engine(request.path_params["hashid"])
     headers = preflight_headers(engine.config.gateway, request.headers.get("origin"))
     return Response(status_code=204, headers=headers)
 
