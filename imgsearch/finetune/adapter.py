@@ -7,7 +7,7 @@ Each stage maps unit vectors to unit vectors of the same width:
 * ``mlp``: ``x -> normalise(x + B gelu(A x + a) + b)``, a residual one-hidden-layer network
   (GELU, tanh form): a linear map cannot bring out what the frozen features carry only
   non-linearly (seeded ViT-B-32 on the clothing photos: 1.24x category precision@10 with a
-  linear map, 1.85x with this stage; BENCHMARKS.md).
+  linear map, 1.89x with this stage; BENCHMARKS.md).
 
 Fine-tuning an already fine-tuned collection learns a new stage on the stored (adapted) vectors
 and appends it, so an adapter always sits directly on the frozen base embedder and the stored
