@@ -128,7 +128,10 @@ def free_port() -> int:
 
 
 def live_pid(pid_file: Path) -> int | None:
-    """The pid recorded in ``pid_file`` if that process is alive."""
+    """The pid recorded in ``pid_file`` if that process is alive. Nodes this process spawned
+    and that have exited are reaped first: a zombie still answers ``kill(pid, 0)``."""
+    for proc in _SPAWNED:
+        proc.poll()
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
