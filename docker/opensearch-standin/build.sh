@@ -21,6 +21,9 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     bookworm "$rootfs" "$mirror" >&2
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
+  # mktemp -d made the rootfs 0700; tar records that as the image's "/", which uid 1000
+  # could then not enter ("stat /bin/sh: permission denied").
+  chmod 755 "$rootfs"
   tar -C "$rootfs" -c . | docker import - "$base" >/dev/null
 fi
 
