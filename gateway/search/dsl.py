@@ -313,6 +313,8 @@ def _header(index: str, req: SearchRequest, **extra: str) -> dict[str, Any]:
     header: dict[str, Any] = {"index": index, **extra}
     if req.cacheable:
         header["request_cache"] = True
+    if req.preference is not None:
+        header["preference"] = req.preference
     return header
 
 

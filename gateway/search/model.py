@@ -207,6 +207,10 @@ class SearchRequest:
     # Worth OpenSearch's shard request cache: the same query is likely to come again (an
     # indexed item's "more like this"); uploaded photos never repeat.
     cacheable: bool = False
+    # OpenSearch's ``preference``: which copy of each shard answers. Each copy builds its own
+    # HNSW graphs, so a primary and its replica can find different approximate pools; every
+    # body of one search (and every page of one session) must read the same copies.
+    preference: str | None = None
 
     @property
     def reorders_pool(self) -> bool:

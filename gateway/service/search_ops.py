@@ -5,6 +5,7 @@ Near-duplicates live beside them in ``dupe_ops.py``.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -60,7 +61,10 @@ class SearchOps(DupeOps):
         (or one whose alias moved to a sharded index) plans again once.
         """
         req, scale = await self._with_vector(engine, query, request, timings)
-        req = replace(req, cacheable=_repeats(query))
+        # Without a session's own preference, one per search: its bodies and passes read the
+        # same shard copies, and searches still spread over the replicas.
+        preference = req.preference or secrets.token_hex(8)
+        req = replace(req, cacheable=_repeats(query), preference=preference)
         alias = engine.config.alias
         planned = self.shards_seen.get(alias, 1)
         responses = await self._msearch(

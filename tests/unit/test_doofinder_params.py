@@ -413,3 +413,15 @@ _JSON = st.recursive(
 def test_body_parser_only_raises_invalid_request(body: dict[str, Any]) -> None:
     with contextlib.suppress(InvalidRequest):
         parse([], body)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "preference"),
+    [([], None), ([("session_id", "s1")], "session:s1"), ([("session_id", "")], None)],
+)
+def test_a_session_reads_the_same_shard_copies_page_after_page(
+    pairs: Pairs, preference: str | None
+) -> None:
+    for page in ("1", "2"):
+        req = parse([*pairs, ("page", page)]).search_request(CONFIG)
+        assert req.preference == preference

@@ -103,6 +103,8 @@ class DoofinderParams:
             page=self.page,
             rpp=self.rpp,
             collapse=config.gateway.product_field,
+            # A shopper's pages read the same shard copies (no item repeated or skipped).
+            preference=f"session:{self.session_id}" if self.session_id else None,
         )
 
 
