@@ -139,43 +139,26 @@ def test_lucene_ef_search_travels_with_every_knn_clause(
 
 
 @pytest.mark.parametrize("keywords", [None, "red dress"])
-@pytest.mark.parametrize("cacheable", [False, True])
-def test_a_cacheable_request_asks_for_the_request_cache_in_every_header(
-    cacheable: bool, keywords: str | None
+@pytest.mark.parametrize(("cacheable", "preference"), [(False, None), (True, "session:abc")])
+def test_every_header_of_a_search_carries_its_cache_and_shard_copy_choice(
+    cacheable: bool, preference: str | None, keywords: str | None
 ) -> None:
+    """The request cache when asked; one ``preference`` for every body and pass, so they all
+    read the same copy of each shard (copies build their own HNSW graphs)."""
     req = request(
         cacheable=cacheable,
-        keywords=keywords,
-        facets=(FacetRequest("brand", 5, "terms"),),
-        filters={"brand": BRAND},
-    )
-    for shards in (1, 3):
-        lines = build_msearch(req, CONFIG, "shop", shards=shards)
-        headers = [line for line in lines if "index" in line]
-        assert len(headers) == len(lines) // 2 >= 2
-        assert all(h.get("request_cache", False) is cacheable for h in headers), headers
-
-
-@pytest.mark.parametrize("keywords", [None, "red dress"])
-@pytest.mark.parametrize("preference", [None, "session:abc"])
-def test_every_header_of_a_search_names_the_same_shard_copies(
-    preference: str | None, keywords: str | None
-) -> None:
-    req = request(
         preference=preference,
         keywords=keywords,
         facets=(FacetRequest("brand", 5, "terms"),),
         filters={"brand": BRAND},
     )
-    for shards in (1, 3):
-        lines = build_msearch(req, CONFIG, "shop", shards=shards)
-        headers = [line for line in lines if "index" in line]
-        assert len(headers) == len(lines) // 2 >= 2
-        assert all(h.get("preference") == preference for h in headers), headers
     # The page's pool and the disjunctive brand facet's pool (brand is filtered and faceted).
     second_pass = facet_msearch(req, CONFIG, "shop", [("a", "b"), ("a",)], ("a",))
-    headers = [line for line in second_pass if "index" in line]
-    assert headers and all(h.get("preference") == preference for h in headers), headers
+    for lines in (*(build_msearch(req, CONFIG, "shop", shards=n) for n in (1, 3)), second_pass):
+        headers = [line for line in lines if "index" in line]
+        assert len(headers) == len(lines) // 2 >= 2
+        assert all(h.get("request_cache", False) is cacheable for h in headers), headers
+        assert all(h.get("preference") == preference for h in headers), headers
 
 
 def test_field_sort_fetches_whole_pool() -> None:
