@@ -34,7 +34,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from imgsearch.errors import InvalidRequest
-from imgsearch.finetune.adapter import MlpStage
+from imgsearch.finetune.adapter import MlpStage, normalise_rows
 
 Progress = Callable[[float], None]
 
@@ -260,7 +260,7 @@ def _prepare(data: TrainData, settings: TrainSettings) -> _Prepared:
     vectors = np.asarray(data.vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) == 0:
         raise InvalidRequest("nothing to fine-tune on: the collection has no vectors")
-    vectors = _unit(vectors)
+    vectors = normalise_rows(vectors)
     labels: npt.NDArray[np.int64] | None = None
     classes = 0
     if data.labels is not None:
@@ -281,7 +281,7 @@ def _prepare(data: TrainData, settings: TrainSettings) -> _Prepared:
         classes = len(usable)
     pair_vectors = pair_rows = None
     if data.pair_vectors is not None and data.pair_rows is not None and len(data.pair_rows):
-        pair_vectors = _unit(np.asarray(data.pair_vectors, dtype=np.float32))
+        pair_vectors = normalise_rows(np.asarray(data.pair_vectors, dtype=np.float32))
         pair_rows = np.asarray(data.pair_rows, dtype=np.int64)
     if labels is None and pair_rows is None:
         raise InvalidRequest("fine-tuning needs labels or augmentation pairs")
@@ -313,12 +313,6 @@ def _take(
         kept = new_row[pair_rows] >= 0
         pair_vectors, pair_rows = pair_vectors[kept], new_row[pair_rows[kept]]
     return vectors[keep], None if labels is None else labels[keep], pair_vectors, pair_rows
-
-
-def _unit(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    out: npt.NDArray[np.float32] = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
-    return out
 
 
 def _split(
