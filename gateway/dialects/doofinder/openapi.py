@@ -39,6 +39,7 @@ HASHID_PARAMETER = {"name": "hashid", "in": "path", "required": True,
                     "description": "The search engine.", "schema": {"type": "string"}}  # fmt: skip
 
 SEARCH_PARAMETERS = [
+    HASHID_PARAMETER,
     bracket_param("filter", "Filters, e.g. `filter[color][]=red&filter[price][gte]=10`."),
     bracket_param("exclude", "Negative filters, same syntax as `filter`."),
     bracket_param("filter_execution", "`and` (default) or `or` between filtered fields."),

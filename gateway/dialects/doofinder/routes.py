@@ -7,7 +7,8 @@ search (503/504).
 Every route takes only the ``Request`` (``RequestRoute``: FastAPI calls it without its
 dependency and validation machinery, which cost about a fifth of a search's own time): it
 reads ``hashid`` from the path and the service from the app (``service_of``);
-``HASHID_PARAMETER`` documents the path parameter in the OpenAPI schema.
+the parameter tables of ``openapi.py`` (``HASHID_PARAMETER`` first) document it in the
+OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from gateway.dialect import Dialect
 from gateway.dialects.doofinder.body import read_body, read_json_params
 from gateway.dialects.doofinder.openapi import (
     ERROR_RESPONSES,
-    HASHID_PARAMETER,
     IMAGE_BODY,
     SEARCH_PARAMETERS,
     SIMILAR_PARAMETERS,
@@ -69,7 +69,7 @@ _TEXT_ROUTE: dict[str, Any] = {
     "summary": "Text Search",
     "response_model": DoofinderSearchResponse,
     "responses": ERROR_RESPONSES,
-    "openapi_extra": {"parameters": [HASHID_PARAMETER, *TEXT_PARAMETERS]},
+    "openapi_extra": {"parameters": TEXT_PARAMETERS},
 }
 
 
@@ -92,7 +92,7 @@ async def text_search(request: Request) -> Response:
     summary="Image Search",
     response_model=DoofinderSearchResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra={"parameters": [HASHID_PARAMETER, *SEARCH_PARAMETERS], "requestBody": IMAGE_BODY},
+    openapi_extra={"parameters": SEARCH_PARAMETERS, "requestBody": IMAGE_BODY},
 )
 async def image_search(request: Request) -> Response:
     """Search the engine's catalog with an image (base64 JSON, multipart upload or URL)."""
@@ -110,7 +110,7 @@ async def image_search(request: Request) -> Response:
     summary="More like this item",
     response_model=DoofinderSearchResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra={"parameters": [HASHID_PARAMETER, *SIMILAR_PARAMETERS]},
+    openapi_extra={"parameters": SIMILAR_PARAMETERS},
 )
 async def visually_similar(request: Request) -> Response:
     """Items that look like an indexed item, using its stored vector."""
