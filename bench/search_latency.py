@@ -484,18 +484,18 @@ def keep_alive_client(base: str) -> Client:
     url = urlsplit(base)
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
 
+    def send(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
     def call(method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
-        for attempt in (1, 2):
-            try:
-                connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
-                return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-            except (http.client.RemoteDisconnected, ConnectionError):
-                connection.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return send(method, path, body, headers)
+        except (http.client.RemoteDisconnected, ConnectionError):
+            connection.close()  # the next request opens a new connection
+            return send(method, path, body, headers)
 
     return call
 
