@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from imgsearch.errors import InvalidRequest
@@ -27,6 +28,8 @@ Node = Tree | list[str]
 Path = tuple[str | None, ...]  # None: "[]", append
 
 
+# Parameter names come from a small vocabulary: each is split once (bounded; errors are not kept).
+@lru_cache(maxsize=4096)
 def _split_key(key: str) -> Path:
     if _ESCAPED_BRACKET.search(key):
         raise InvalidRequest(f"Malformed parameter name {key!r}: brackets encoded twice")

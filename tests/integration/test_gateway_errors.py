@@ -26,6 +26,7 @@ from tests.integration.conftest import Catalog, engine_config
 from tests.ports import free_port
 
 URL = "/6/shop1/_image_search"
+JSON = {"content-type": "application/json"}
 
 
 def _b64(data: bytes) -> dict[str, str]:
@@ -63,6 +64,10 @@ def _png_header_claiming(width: int, height: int) -> bytes:
         ("post", URL, {"content": b""}, 400, 'Following fields are missing: ["image"]'),
         ("post", URL, {"content": b"{not json", "headers": {"content-type": "application/json"}},
          400, "Request body is not valid JSON"),
+        ("post", URL, {"content": b'{"rpp": NaN}', "headers": JSON},
+         400, "Request body is not valid JSON"),
+        ("post", URL, {"content": b"\xef\xbb\xbf{}", "headers": JSON},
+         400, 'Following fields are missing: ["image"]'),
         ("post", URL, {"json": ["a"]}, 400, "Request body must be a JSON object"),
         ("post", URL, {"json": {"image": 5}}, 400, "Field image must be a base64 string"),
         ("post", URL + "?rpp=0", {"json": {"image": "x"}}, 400, "Invalid rpp"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imgsearch.errors import ImageDecodeError, ImageTooLarge, ImgSearchError, PayloadTooLarge
-from imgsearch.images import ImageLimits, decode_image
+from imgsearch.images import ImageLimits, decode_image, image_bytes_from_base64
 
 LIMITS = ImageLimits()
 DATASET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "clothing" / "validation"
@@ -216,3 +217,24 @@ def test_any_bytes_give_an_rgb_image_or_our_error(data: bytes) -> None:
     except ImgSearchError:
         return
     assert image.mode == "RGB" and image.size[0] > 0 and image.size[1] > 0
+
+
+_BASE64_TEXT = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \n-_!é"
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode()), _BASE64_TEXT))
+def test_base64_decoding_accepts_and_refuses_what_the_standard_library_does(text: str) -> None:
+    """The SIMD decoder must not widen or narrow what the APIs accept as ``image``."""
+    try:
+        expected: bytes | None = base64.b64decode(text.strip(), validate=False)
+    except ValueError:
+        expected = None
+    for given_text in (text, f"data:image/jpeg;base64,{text}"):
+        if expected is None:
+            with pytest.raises(ImageDecodeError, match="Field image is not valid base64"):
+                image_bytes_from_base64(given_text)
+        else:
+            assert image_bytes_from_base64(given_text) == expected

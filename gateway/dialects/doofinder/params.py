@@ -332,7 +332,7 @@ def parse_params(
     config: EngineConfig,
     body: Mapping[str, Any] | None = None,
 ) -> DoofinderParams:
-    """Parse query ``pairs`` (``request.query_params.multi_items()``) and/or a JSON ``body``.
+    """Parse query ``pairs`` (``query_string.query_pairs``) and/or a JSON ``body``.
 
     Raises ``InvalidRequest`` (or its ``UnknownField`` subclass) with a client-safe message.
     """

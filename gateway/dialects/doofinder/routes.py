@@ -35,6 +35,7 @@ from gateway.dialects.doofinder.response import (
     format_response,
     parse_dfid,
 )
+from gateway.dialects.query_string import query_pairs
 from gateway.engines import EngineRuntime
 from gateway.json_response import FastJSONResponse
 from gateway.request_route import RequestRoute
@@ -80,7 +81,7 @@ async def text_search(request: Request) -> Response:
     browses the catalog."""
     service, engine = _engine(request, images=False)
     body_params = await read_json_params(request) if request.method == "POST" else {}
-    params = parse_params(request.query_params.multi_items(), engine.config, body_params)
+    params = parse_params(query_pairs(request.scope["query_string"]), engine.config, body_params)
     timings = service.timings()
     req = params.search_request(engine.config)
     result, mode = await service.search_text(engine, params.query, req, timings)
@@ -98,7 +99,7 @@ async def image_search(request: Request) -> Response:
     """Search the engine's catalog with an image (base64 JSON, multipart upload or URL)."""
     service, engine = _engine(request)
     body_params, image = await read_body(request)
-    params = parse_params(request.query_params.multi_items(), engine.config, body_params)
+    params = parse_params(query_pairs(request.scope["query_string"]), engine.config, body_params)
     given = image.data is not None or bool(image.base64_text) or bool(image.url)
     # Extension: ``color`` alone searches by colour; beside the image it re-ranks.
     query = image.query() if given or params.color is None else None
@@ -115,7 +116,7 @@ async def image_search(request: Request) -> Response:
 async def visually_similar(request: Request) -> Response:
     """Items that look like an indexed item, using its stored vector."""
     service, engine = _engine(request)
-    params = parse_params(request.query_params.multi_items(), engine.config)
+    params = parse_params(query_pairs(request.scope["query_string"]), engine.config)
     if not params.dfid:
         raise MissingFields(["dfid"])
     query = parse_dfid(params.dfid, engine.hashid, exclude_self=params.exclude_self)

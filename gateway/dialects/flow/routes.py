@@ -20,6 +20,7 @@ from gateway.deps import Service
 from gateway.dialect import Dialect
 from gateway.dialects.flow.params import FlowParams, parse_params
 from gateway.dialects.flow.response import SOLR_STATUSES, error_body, format_response
+from gateway.dialects.query_string import query_pairs
 from gateway.json_response import FastJSONResponse
 from gateway.search.color_query import with_colors
 from gateway.search.model import ID_FIELD, ImageQuery, ImageUrlQuery, ItemQuery, Query
@@ -94,7 +95,7 @@ async def image(collection: str, request: Request, service: Service) -> Response
     )
     if not engine.config.gateway.image_search:
         raise FeatureDisabled("Image search is not enabled for this collection")
-    pairs = list(request.query_params.multi_items())
+    pairs = query_pairs(request.scope["query_string"])
     if request.method == "POST":
         pairs.extend(await _form_pairs(request))
     params = parse_params(pairs, engine.config)
