@@ -700,10 +700,10 @@ def report(
         transport = e2e.ms() - part(e2e, "app")
         goal = max(GOAL_MS, GOAL_FLOOR_RATIO * pct(phases[("floor", c)].ms(), 50))
         ok = "met" if pct(per_request, 50) <= goal else "NOT met"
-        ok = f"{ok} (≤ {goal:.1f})" if c == 1 else "n/a (includes embed-slot wait)"
+        ok = f"{ok} (≤ {goal:.2f})" if c == 1 else "n/a (includes embed-slot wait)"
         lines.append(
-            f"| {c} | {r} | {subtraction:.1f} | {pct(per_request, 50):.1f} | "
-            f"{pct(per_request, 95):.1f} | {pct(in_app, 50):.1f} | {pct(transport, 50):.1f} | "
+            f"| {c} | {r} | {subtraction:.1f} | {pct(per_request, 50):.2f} | "
+            f"{pct(per_request, 95):.2f} | {pct(in_app, 50):.2f} | {pct(transport, 50):.2f} | "
             f"{pct(part(e2e, 'decode'), 50):.1f} | "
             f"{pct(part(e2e, 'embed'), 50):.1f} | {pct(part(e2e, 'opensearch'), 50):.1f} | "
             f"{pct(part(e2e, 'opensearch_took'), 50):.0f} | {ok} |"

@@ -47,10 +47,13 @@ def _check(response: dict[str, Any]) -> None:
 
 
 def _hit(raw: dict[str, Any]) -> Hit:
-    source: dict[str, object] = dict(raw.get("_source") or {})
-    ident = source.get(ID_FIELD, raw.get("_id"))
+    # The parsed response is ours alone and nothing mutates a hit's source: no copy.
+    source: dict[str, object] = raw.get("_source") or {}
+    ident = source.get(ID_FIELD)
+    if ident is None:
+        ident = raw.get("_id")
     score = raw.get("_score")
-    return Hit(id=str(ident), score=float(score) if score is not None else 0.0, source=source)
+    return Hit(str(ident), float(score) if score is not None else 0.0, source)
 
 
 def _sort_value(value: object, kind: FieldType | None) -> float | str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,32 +112,37 @@ def parse_dfid(dfid: str, hashid: str, exclude_self: bool = True) -> ItemQuery:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, list):
         return str(value[0]) if value else None
     return str(value)
 
 
-def format_item(hit: Hit, config: EngineConfig, hashid: str) -> dict[str, Any]:
+def _item_formatter(config: EngineConfig, hashid: str) -> Callable[[Hit], dict[str, Any]]:
+    """Hit → one result: its stored fields (bookkeeping and vectors left out) and Doofinder's.
+
+    The engine's names are looked up once per response, not once per hit.
+    """
     names = config.result_fields
-    source = hit.source
-    item: dict[str, Any] = {
-        key: value
-        for key, value in source.items()
-        if key not in _INTERNAL_FIELDS and key not in config.vectors
-    }
+    hidden = _INTERNAL_FIELDS.union(config.vectors)
+    title, url, description = names.title, names.url, names.description
     image_field = names.image_url or "image_url"
-    item.update(
-        id=hit.id,
-        dfid=make_dfid(hashid, hit.id),
-        title=(_text(source.get(names.title)) if names.title else None) or "",
-        url=_text(source.get(names.url)) if names.url else None,
-        image_url=_text(source.get(image_field)),
-        description=_text(source.get(names.description)) if names.description else None,
-        score=hit.score,
-    )
-    return item
+    dfid_prefix = f"{hashid}@{DFID_TYPE}@"
+
+    def item_of(hit: Hit) -> dict[str, Any]:
+        source = hit.source
+        item: dict[str, Any] = {k: v for k, v in source.items() if k not in hidden}
+        item["id"] = hit.id
+        item["dfid"] = dfid_prefix + hashlib.md5(hit.id.encode()).hexdigest()
+        item["title"] = (_text(source.get(title)) if title else None) or ""
+        item["url"] = _text(source.get(url)) if url else None
+        item["image_url"] = _text(source.get(image_field))
+        item["description"] = _text(source.get(description)) if description else None
+        item["score"] = hit.score
+        return item
+
+    return item_of
 
 
 def _name(value: Scalar) -> str:
@@ -176,7 +182,7 @@ def format_response(
 ) -> dict[str, Any]:
     """The JSON body of a successful ``_image_search`` (see ``DoofinderSearchResponse``)."""
     return {
-        "results": [format_item(hit, config, hashid) for hit in result.hits],
+        "results": list(map(_item_formatter(config, hashid), result.hits)),
         "total": result.total,
         "count": result.total,
         "page": req.page,
