@@ -20,7 +20,9 @@ from gateway.dialects.flow.routes import DIALECT as FLOW
 from gateway.dialects.similarix.routes import DIALECT as SIMILARIX
 from gateway.dialects.ximilar.routes import DIALECT as XIMILAR
 from gateway.errors import ErrorShapes, install_error_handlers
+from gateway.fast_path import FastPath
 from gateway.metrics import MetricsMiddleware
+from gateway.request_route import RequestRoute
 from gateway.routes import demo, ops
 from gateway.service import CatalogService
 from gateway.settings import GatewaySettings
@@ -98,6 +100,11 @@ def create_app(
         app.include_router(dialect.router)
     app.include_router(ops.router)
     demo.mount(app, STATIC_DIR, settings.demo_assets_dir)
+    # Innermost: the first dialect's Request-only routes skip FastAPI's router (fast_path.py).
+    fast_routes = [r for r in DIALECTS[0].router.routes if isinstance(r, RequestRoute)]
+    app.add_middleware(
+        FastPath, routes=fast_routes, router=app.router, handlers=app.exception_handlers
+    )
     app.add_middleware(
         BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, error_body=shapes.body
     )

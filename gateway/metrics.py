@@ -8,6 +8,7 @@ path, so label cardinality stays bounded.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,9 +39,25 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Labelled children by label values: ``labels()`` validates and locks on every call
+        # (five per search); the label sets are bounded (route templates, engines, statuses).
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_stage(self, stage: str, seconds: float) -> None:
-        self.stage.labels(stage).observe(seconds)
+        self._child(self.stage, stage).observe(seconds)
+
+    def observe_latency(self, route: str, seconds: float) -> None:
+        self._child(self.latency, route).observe(seconds)
+
+    def count_request(self, route: str, hashid: str, status: str) -> None:
+        self._child(self.requests, route, hashid, status).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -67,7 +84,7 @@ class MetricsMiddleware:
                 status = int(message["status"])
                 route = getattr(scope.get("route"), "path", "unmatched")
                 elapsed = time.perf_counter() - started
-                self.metrics.latency.labels(route).observe(elapsed)
+                self.metrics.observe_latency(route, elapsed)
                 message = _with_app_time(message, elapsed)
             await send(message)
 
@@ -78,7 +95,7 @@ class MetricsMiddleware:
             hashid = str(scope.get("path_params", {}).get("hashid", ""))
             if hashid and hashid not in self.hashids:
                 hashid = "unknown"  # client-chosen paths must not create label values
-            self.metrics.requests.labels(route, hashid, str(status)).inc()
+            self.metrics.count_request(route, hashid, str(status))
 
 
 def _with_app_time(message: Message, seconds: float) -> Message:
