@@ -93,7 +93,9 @@ class ServiceCore:
         self.limits = ImageLimits(
             max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
         )
-        self._embed_slots = anyio.Semaphore(settings.embed_concurrency)
+        # A free slot is taken without a trip round the event loop (the hand-off to the worker
+        # thread right after yields anyway).
+        self._embed_slots = anyio.Semaphore(settings.embed_concurrency, fast_acquire=True)
         self._threads = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="imgsearch")
         self._http = httpx.Client() if settings.image_url_allow_private else public_only_client()
         # Shards the last search of each alias ran on: plans one pass or two (``search_ops``).

@@ -60,11 +60,12 @@ class SearchOps(DupeOps):
         the shard count is learnt from the responses, so a first search of a sharded alias
         (or one whose alias moved to a sharded index) plans again once.
         """
-        req, scale = await self._with_vector(engine, query, request, timings)
         # Without a session's own preference, one per search: its bodies and passes read the
         # same shard copies, and searches still spread over the replicas.
-        preference = req.preference or secrets.token_hex(8)
-        req = replace(req, cacheable=_repeats(query), preference=preference)
+        preference = request.preference or secrets.token_hex(8)
+        req, scale = await self._with_vector(
+            engine, query, request, timings, cacheable=_repeats(query), preference=preference
+        )
         alias = engine.config.alias
         planned = self.shards_seen.get(alias, 1)
         responses = await self._msearch(
@@ -171,17 +172,24 @@ class SearchOps(DupeOps):
         return out
 
     async def _with_vector(
-        self, engine: EngineRuntime, query: Query | None, request: SearchRequest, timings: Timings
+        self,
+        engine: EngineRuntime,
+        query: Query | None,
+        request: SearchRequest,
+        timings: Timings,
+        **changes: Any,
     ) -> tuple[SearchRequest, float]:
+        """``request`` with the query's vector (and the ``changes``: one copy, not two)."""
         if query is None:
             if request.keywords is None:
                 raise MissingFields(["query"])
-            return request, 1.0
+            return (replace(request, **changes) if changes else request), 1.0
         await self._ensure_index_matches(engine, request.vector_field)
         found = await self._query_vector(engine, query, request.vector_field, timings)
         excluded = (*request.exclude_ids, *found.exclude_ids)
         request = await self._with_rerank(engine, request, found.scale, timings)
-        return replace(request, vector=found.vector, exclude_ids=excluded), found.scale
+        updated = replace(request, vector=found.vector, exclude_ids=excluded, **changes)
+        return updated, found.scale
 
     async def health(self) -> dict[str, Any]:
         """The cluster's status and, per engine, whether its alias exists."""

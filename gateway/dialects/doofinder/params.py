@@ -160,16 +160,20 @@ def typed_value(text: str, spec: FieldSpec, where: str) -> Scalar:
 # ---------------------------------------------------------------- filters
 
 
-def _field(name: str, config: EngineConfig, what: str) -> FieldSpec:
-    spec = config.searchable_fields().get(name)
+# ``fields``: the engine's ``searchable_fields()``, built once per request.
+Fields = Mapping[str, FieldSpec]
+
+
+def _field(name: str, fields: Fields, what: str) -> FieldSpec:
+    spec = fields.get(name)
     if spec is None:
         raise UnknownField(f"Unknown field {name!r} in {what}")
     return spec
 
 
-def _clause(field_name: str, node: Node, config: EngineConfig, param: str) -> FilterTree | None:
+def _clause(field_name: str, node: Node, fields: Fields, param: str) -> FilterTree | None:
     where = f"{param}[{field_name}]"
-    spec = _field(field_name, config, param)
+    spec = _field(field_name, fields, param)
     if isinstance(node, dict) and not all(is_index(key) for key in node):
         bad = [key for key in node if key not in RANGE_OPS]
         if bad:
@@ -197,7 +201,7 @@ def _clause(field_name: str, node: Node, config: EngineConfig, param: str) -> Fi
     return Terms(field_name, tuple(values)) if values else None
 
 
-def _filters(tree: Tree, param: str, config: EngineConfig) -> dict[str, FilterTree]:
+def _filters(tree: Tree, param: str, fields: Fields) -> dict[str, FilterTree]:
     node = tree.get(param)
     if node is None:
         return {}
@@ -205,7 +209,7 @@ def _filters(tree: Tree, param: str, config: EngineConfig) -> dict[str, FilterTr
         raise InvalidRequest(f"Invalid {param}: expected {param}[field]=value")
     clauses: dict[str, FilterTree] = {}
     for name, child in node.items():
-        clause = _clause(name, child, config, param)
+        clause = _clause(name, child, fields, param)
         if clause is not None:
             clauses[name] = clause
     return clauses
@@ -218,7 +222,7 @@ def _facet_type(spec: FieldSpec) -> FacetType:
     return "range" if spec.type in (FieldType.NUMBER, FieldType.DATE) else "terms"
 
 
-def _facet(node: Node, index: int, config: EngineConfig) -> FacetRequest:
+def _facet(node: Node, index: int, config: EngineConfig, fields: Fields) -> FacetRequest:
     where = f"facets[{index}]"
     if isinstance(node, list):
         name, size_text, type_text = leaf_scalar(node, where), None, None
@@ -231,7 +235,7 @@ def _facet(node: Node, index: int, config: EngineConfig) -> FacetRequest:
         name = leaf_scalar(node["field"], f"{where}[field]")
         size_text = leaf_scalar(node["size"], f"{where}[size]") if "size" in node else None
         type_text = leaf_scalar(node["type"], f"{where}[type]") if "type" in node else None
-    spec = config.searchable_fields().get(name)
+    spec = fields.get(name)
     if spec is None:
         raise UnknownField(f"Unknown field {name!r} in facets")
     if not spec.facet:
@@ -249,10 +253,9 @@ def _facet(node: Node, index: int, config: EngineConfig) -> FacetRequest:
     return FacetRequest(field=name, size=size, type=inferred)
 
 
-def _facets(tree: Tree, config: EngineConfig) -> tuple[FacetRequest, ...]:
+def _facets(tree: Tree, config: EngineConfig, fields: Fields) -> tuple[FacetRequest, ...]:
     node = tree.get("facets")
     if node is None:
-        fields = config.searchable_fields()
         return tuple(
             FacetRequest(f.field, f.size, f.type or _facet_type(fields[f.field]))
             for f in config.gateway.facets
@@ -261,9 +264,9 @@ def _facets(tree: Tree, config: EngineConfig) -> tuple[FacetRequest, ...]:
     items = [node] if isinstance(node, list) else as_list(node, "facets")
     for i, item in enumerate(items):
         if isinstance(item, list):
-            facets.extend(_facet([text], i, config) for text in item if text != "")
+            facets.extend(_facet([text], i, config, fields) for text in item if text != "")
         else:
-            facets.append(_facet(item, i, config))
+            facets.append(_facet(item, i, config, fields))
     seen: set[str] = set()
     for facet in facets:
         if facet.field in seen:
@@ -298,7 +301,7 @@ def _sort_pairs(node: Node) -> list[tuple[str, str, str]]:
     ]
 
 
-def _sort(tree: Tree, config: EngineConfig) -> tuple[SortKey, ...]:
+def _sort(tree: Tree, fields: Fields) -> tuple[SortKey, ...]:
     node = tree.get("sort")
     if node is None:
         return ()
@@ -310,7 +313,7 @@ def _sort(tree: Tree, config: EngineConfig) -> tuple[SortKey, ...]:
             if order == "asc" and where != "sort":
                 raise InvalidRequest(f"Invalid sort order in {where}: relevance sorts desc")
             break
-        _field(name, config, "sort")
+        _field(name, fields, "sort")
         if any(key.field == name for key in keys):
             raise InvalidRequest(f"Sort field {name!r} given more than once")
         keys.append(SortKey(name, order))
@@ -352,12 +355,13 @@ def parse_params(
     execution = (scalar(tree, "filter_execution") or "and").strip().lower()
     if execution not in ("and", "or"):
         raise InvalidRequest("Invalid filter_execution: use and or or")
+    fields = config.searchable_fields()
     return DoofinderParams(
-        filters=_filters(tree, "filter", config),
-        excludes=tuple(_filters(tree, "exclude", config).values()),
+        filters=_filters(tree, "filter", fields),
+        excludes=tuple(_filters(tree, "exclude", fields).values()),
         filter_execution=cast(FilterExecution, execution),
-        facets=_facets(tree, config),
-        sort=_sort(tree, config),
+        facets=_facets(tree, config, fields),
+        sort=_sort(tree, fields),
         page=page,
         rpp=rpp,
         session_id=_text(tree, "session_id", MAX_SESSION_ID),
