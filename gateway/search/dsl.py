@@ -42,6 +42,7 @@ from typing import Any
 
 from gateway.search.distances import score_from_hash_bits
 from gateway.search.model import (
+    BOOKKEEPING_FIELDS,
     ID_FIELD,
     And,
     Exists,
@@ -159,7 +160,7 @@ def radius_body(
         "query": {"knn": {req.vector_field: clause}},
         "size": size,
         "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
-        "_source": _source(config),
+        "_source": source_filter(config),
     }
 
 
@@ -197,8 +198,9 @@ def _collapse(req: SearchRequest) -> tuple[str, ...]:
     return (req.collapse,) if req.collapse is not None else ()
 
 
-def _source(config: EngineConfig) -> dict[str, Any]:
-    return {"excludes": sorted(config.vectors)}
+def source_filter(config: EngineConfig) -> dict[str, Any]:
+    """``_source`` of hits: catalog fields only (no vectors, no bookkeeping)."""
+    return {"excludes": sorted({*config.vectors, *BOOKKEEPING_FIELDS})}
 
 
 def main_body(req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
@@ -210,7 +212,7 @@ def main_body(req: SearchRequest, config: EngineConfig) -> dict[str, Any]:
         "size": req.k if sorting else req.rpp,
         "sort": [{"_score": {"order": "desc"}}, {ID_FIELD: {"order": "asc"}}],
         "track_total_hits": True,
-        "_source": _source(config),
+        "_source": source_filter(config),
     }
     if req.collapse is not None:
         return body  # facets are counted per product from the pool itself (results.py)
@@ -286,7 +288,7 @@ def ranked_lines(req: SearchRequest, config: EngineConfig, index: str) -> list[d
     lines: list[dict[str, Any]] = []
     for facet in (None, *req.disjunctive_facets()):
         omit = facet.field if facet is not None else None
-        source: Any = _source(config)
+        source: Any = source_filter(config)
         if facet is not None:
             source = {"includes": sorted({ID_FIELD, facet.field, *_boost(req), *_collapse(req)})}
         if req.vector is not None:
@@ -351,7 +353,7 @@ def pool_bodies(req: SearchRequest, config: EngineConfig) -> list[dict[str, Any]
     for facet in (None, *req.disjunctive_facets()):
         omit = facet.field if facet is not None else None
         if facet is None and req.reorders_pool:
-            pools.append(_pool_body(knn_query(req, config, omit), req, _source(config)))
+            pools.append(_pool_body(knn_query(req, config, omit), req, source_filter(config)))
             continue
         body = _pool_body(knn_query(req, config, omit), req, False)
         del body["_source"]
@@ -379,7 +381,7 @@ def facet_msearch(
         "query": {"terms": {ID_FIELD: list(page_ids)}},
         "size": len(page_ids),
         "track_total_hits": False,
-        "_source": _source(config),
+        "_source": source_filter(config),
     }
     own = {facet.field for facet in disjunctive}
     plain: dict[str, Any] = {}

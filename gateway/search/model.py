@@ -20,6 +20,9 @@ FilterExecution = Literal["and", "or"]
 
 # The stored document field holding the item id (see ``mappings/index.json``).
 ID_FIELD = "id"
+# Stored fields that are bookkeeping (the indexer's), never catalog data shown to clients;
+# search and record bodies leave them out of ``_source``.
+BOOKKEEPING_FIELDS = frozenset({"content_hash", "indexed_at", "id_md5"})
 
 
 @dataclass(frozen=True)

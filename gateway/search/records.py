@@ -11,12 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gateway.search.dsl import filter_to_dsl
-from gateway.search.model import ID_FIELD, FilterTree, ImageQuery, ImageUrlQuery, NearDuplicate
+from gateway.search.dsl import filter_to_dsl, source_filter
+from gateway.search.model import (
+    BOOKKEEPING_FIELDS,
+    ID_FIELD,
+    FilterTree,
+    ImageQuery,
+    ImageUrlQuery,
+    NearDuplicate,
+)
 from imgsearch.engine_config import EngineConfig
 
-# Stored fields that are bookkeeping, never catalog data shown to clients.
-BOOKKEEPING_FIELDS = frozenset({"content_hash", "indexed_at", "id_md5"})
 IMAGE_URL_FIELD = "image_url"
 
 
@@ -66,10 +71,6 @@ def _query(tree: FilterTree | None, config: EngineConfig) -> dict[str, Any]:
     return {"bool": {"filter": [filter_to_dsl(tree, config)]}}
 
 
-def _source(config: EngineConfig) -> dict[str, Any]:
-    return {"excludes": sorted({*config.vectors, *BOOKKEEPING_FIELDS})}
-
-
 def find_body(
     tree: FilterTree | None, config: EngineConfig, *, size: int, offset: int = 0
 ) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def find_body(
         "size": size,
         "sort": [{ID_FIELD: {"order": "asc"}}],
         "track_total_hits": True,
-        "_source": _source(config),
+        "_source": source_filter(config),
     }
 
 
@@ -112,7 +113,7 @@ def random_body(
             }
         },
         "size": size,
-        "_source": _source(config),
+        "_source": source_filter(config),
     }
 
 

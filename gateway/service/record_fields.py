@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.search.model import ID_FIELD
-from gateway.search.records import BOOKKEEPING_FIELDS, IMAGE_URL_FIELD
+from gateway.search.model import BOOKKEEPING_FIELDS, ID_FIELD
+from gateway.search.records import IMAGE_URL_FIELD
 from imgsearch.engine_config import EngineConfig
 from imgsearch.errors import InvalidRequest, UnknownField
 from indexer.feeds import FieldTypeError, coerce_value

@@ -270,6 +270,7 @@ def test_response_shape_and_dfid(gateway: TestClient, catalog: Catalog) -> None:
     assert first["dfid"] == f"shop1@product@{hashlib.md5(first['id'].encode()).hexdigest()}"
     assert {"title", "url", "image_url", "score", "brand", "price"} <= set(first)
     assert "clip" not in first
+    assert "id_md5" not in first, "bookkeeping stays out of results (the catalog stores it)"
     brand = next(f for f in body["facets"] if f["key"] == "brand")
     assert [s["name"] for s in brand["terms"]["selected"]] == ["Acme"]
     # disjunctive: other brands are still offered while Acme is selected

@@ -32,6 +32,8 @@ from imgsearch.engine_config import KnnMethod
 from imgsearch.errors import BackendUnavailable, MissingFields
 from tests.unit.search_config import CONFIG
 
+# Hits carry catalog fields only: no vectors, no bookkeeping.
+EXCLUDED = {"excludes": ["clip", "color", "content_hash", "id_md5", "indexed_at"]}
 BRAND = Terms("brand", ("nike",))
 PRICE = Range("price", gte=10.0)
 
@@ -112,7 +114,7 @@ def test_plain_page() -> None:
     assert (body["from"], body["size"]) == (20, 10)
     assert _knn(body) == {"vector": [1.0], "k": 50}
     assert body["track_total_hits"] is True
-    assert body["_source"] == {"excludes": ["clip", "color"]}
+    assert body["_source"] == EXCLUDED
     assert body["sort"] == [{"_score": {"order": "desc"}}, {"id": {"order": "asc"}}]
     assert "aggs" not in body
 
@@ -263,7 +265,7 @@ def test_several_shards_first_pass_reads_each_pools_ids() -> None:
     assert _knn(main)["filter"] == {"terms": {"brand": ["nike"]}}
     assert "filter" not in _knn(brand)
     sorted_lines = build_msearch(_facet_request(sort=(SortKey("price"),)), CONFIG, "s", shards=3)
-    assert sorted_lines[1]["_source"] == {"excludes": ["clip", "color"]}, "sorted in Python"
+    assert sorted_lines[1]["_source"] == EXCLUDED, "sorted in Python"
 
 
 def test_one_pass_wherever_python_counts_or_there_are_no_facets() -> None:
@@ -279,7 +281,7 @@ def test_several_shards_second_pass_counts_each_pool_by_id() -> None:
     assert len(lines) == 6
     page, main, brand = lines[1], lines[3], lines[5]
     assert page["query"] == {"terms": {"id": ["b", "c"]}}
-    assert (page["size"], page["_source"]) == (2, {"excludes": ["clip", "color"]})
+    assert (page["size"], page["_source"]) == (2, EXCLUDED)
     assert main["query"] == {"terms": {"id": ["a", "b", "c"]}}
     assert set(main["aggs"]) == {"f|price"}, "plain facets over the main pool"
     assert brand["query"] == {"terms": {"id": ["a", "d"]}}

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.search.model import (
+    BOOKKEEPING_FIELDS,
     ID_FIELD,
     Hit,
     ItemQuery,
@@ -35,8 +36,6 @@ from imgsearch.errors import InvalidRequest
 DFID_TYPE = "product"
 QUERY_NAME = "image_search"
 ID_MD5_FIELD = "id_md5"
-# Stored fields that are bookkeeping, not catalog data.
-_INTERNAL_FIELDS = frozenset({"content_hash", "indexed_at", ID_MD5_FIELD})
 _MD5 = re.compile(r"[0-9a-f]{32}")
 
 
@@ -122,17 +121,22 @@ def _text(value: object) -> str | None:
 def _item_formatter(config: EngineConfig, hashid: str) -> Callable[[Hit], dict[str, Any]]:
     """Hit → one result: its stored fields (bookkeeping and vectors left out) and Doofinder's.
 
-    The engine's names are looked up once per response, not once per hit.
+    Search hits come without those already (``dsl.source_filter``), so the copy is usually
+    plain; the engine's names are looked up once per response, not once per hit.
     """
     names = config.result_fields
-    hidden = _INTERNAL_FIELDS.union(config.vectors)
+    hidden = BOOKKEEPING_FIELDS.union(config.vectors)
     title, url, description = names.title, names.url, names.description
     image_field = names.image_url or "image_url"
     dfid_prefix = f"{hashid}@{DFID_TYPE}@"
 
     def item_of(hit: Hit) -> dict[str, Any]:
         source = hit.source
-        item: dict[str, Any] = {k: v for k, v in source.items() if k not in hidden}
+        item: dict[str, Any] = (
+            dict(source)
+            if hidden.isdisjoint(source)
+            else {k: v for k, v in source.items() if k not in hidden}
+        )
         item["id"] = hit.id
         item["dfid"] = dfid_prefix + hashlib.md5(hit.id.encode()).hexdigest()
         item["title"] = (_text(source.get(title)) if title else None) or ""

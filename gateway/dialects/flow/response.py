@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.dialects.flow.params import FlowParams
-from gateway.search.model import ID_FIELD, Hit, SearchResult
+from gateway.search.model import BOOKKEEPING_FIELDS, ID_FIELD, Hit, SearchResult
 from imgsearch.engine_config import EngineConfig
 
-# Stored fields that are bookkeeping or internal structure, not catalog data.
-HIDDEN_FIELDS = frozenset({"content_hash", "indexed_at", "id_md5", "palette"})
+# Bookkeeping (left out by ``dsl.source_filter`` already) and internal structure.
+HIDDEN_FIELDS = BOOKKEEPING_FIELDS | {"palette"}
 SOLR_EXCEPTION = "org.apache.solr.common.SolrException"
 # Our statuses Solr does not use → the one Solr answers in that case (an image over the byte
 # cap: Solr's upload-limit error is a 400).
