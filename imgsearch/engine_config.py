@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -293,14 +294,23 @@ class EngineConfig(_Strict):
         """The colour descriptor field colour queries search (``None`` without one)."""
         return next((n for n, v in self.vectors.items() if v.embedder == "color"), None)
 
-    def searchable_fields(self) -> dict[str, FieldSpec]:
-        """Declared fields plus those the embedders derive (``colors`` from the palette)."""
-        derived = {
-            name: spec
-            for vector in self.vectors.values()
-            for name, spec in DERIVED_FIELDS.get(vector.embedder, {}).items()
-        }
-        return {**derived, **self.fields}
+    def searchable_fields(self) -> Mapping[str, FieldSpec]:
+        """Declared fields plus those the embedders derive (``colors`` from the palette).
+
+        Read-only: without derived fields it is ``fields`` itself (a search asks ~10 times).
+        """
+        derived = [
+            DERIVED_FIELDS[v.embedder]
+            for v in self.vectors.values()
+            if v.embedder in DERIVED_FIELDS
+        ]
+        if not derived:
+            return self.fields
+        merged: dict[str, FieldSpec] = {}
+        for fields in derived:
+            merged.update(fields)
+        merged.update(self.fields)
+        return merged
 
     def facet_fields(self) -> dict[str, FieldSpec]:
         return {name: spec for name, spec in self.searchable_fields().items() if spec.facet}
