@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from imgsearch.errors import InvalidRequest
 
@@ -81,9 +81,10 @@ def _name(path: Sequence[str | None]) -> str:
 
 def _insert(tree: Tree, path: Path, value: str) -> None:
     node: Tree = tree
-    named = [part for part in path if part is not None]
-    for depth, part in enumerate(named[:-1]):
-        child = node.setdefault(part, {})
+    # "[]" (None) can only come last (``_split_key``, ``_json_pairs``).
+    named = cast(tuple[str, ...], path if path[-1] is not None else path[:-1])
+    for depth in range(len(named) - 1):
+        child = node.setdefault(named[depth], {})
         if isinstance(child, list):
             raise InvalidRequest(f"Conflicting values for {_name(named[: depth + 1])}")
         node = child
@@ -130,13 +131,12 @@ def scalar(tree: Tree, name: str) -> str | None:
         return None
     if isinstance(node, dict):
         raise InvalidRequest(f"Invalid {name}")
-    values = set(node)
-    if len(values) > 1:
+    if len(node) > 1 and len(set(node)) > 1:
         raise InvalidRequest(f"Parameter {name!r} given more than once with different values")
     return node[0] if node else None
 
 
 def leaf_scalar(node: Node, name: str) -> str:
-    if isinstance(node, dict) or len(set(node)) != 1:
+    if isinstance(node, dict) or not node or (len(node) > 1 and len(set(node)) > 1):
         raise InvalidRequest(f"Invalid {name}")
     return node[0]

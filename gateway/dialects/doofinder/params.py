@@ -58,6 +58,10 @@ MAX_USER_ID = 36
 MAX_QUERY = 1_000
 RANGE_OPS = ("gte", "gt", "lte", "lt")
 RELEVANCE = frozenset({"_score", "score", "relevance"})
+_FACET_KEYS = frozenset({"field", "size", "type"})
+_FACET_TYPES = {"term": "terms", "terms": "terms", "range": "range"}
+_INT = re.compile(r"[+-]?[0-9]{1,9}")
+_EPOCH = re.compile(r"-?[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def _int(text: str | None, name: str, default: int) -> int:
     if text is None:
         return default
     text = text.strip()
-    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
+    if not _INT.fullmatch(text):
         raise InvalidRequest(f"Invalid {name}")
     return int(text)
 
@@ -145,7 +149,7 @@ def typed_value(text: str, spec: FieldSpec, where: str) -> Scalar:
         return _bool(text, f"boolean {text!r} in {where}", False)
     if spec.type is FieldType.DATE:
         stripped = text.strip()
-        if not re.fullmatch(r"-?[0-9]{1,15}", stripped):
+        if not _EPOCH.fullmatch(stripped):
             try:
                 datetime.fromisoformat(stripped.replace("Z", "+00:00"))
             except ValueError:
@@ -227,7 +231,7 @@ def _facet(node: Node, index: int, config: EngineConfig, fields: Fields) -> Face
     if isinstance(node, list):
         name, size_text, type_text = leaf_scalar(node, where), None, None
     else:
-        unknown = set(node) - {"field", "size", "type"}
+        unknown = node.keys() - _FACET_KEYS
         if unknown:
             raise InvalidRequest(f"Invalid key {sorted(unknown)[0]!r} in {where}")
         if "field" not in node:
@@ -242,7 +246,7 @@ def _facet(node: Node, index: int, config: EngineConfig, fields: Fields) -> Face
         raise UnknownField(f"Field {name!r} is not a facet")
     inferred = _facet_type(spec)
     if type_text is not None:
-        wanted = {"term": "terms", "terms": "terms", "range": "range"}.get(type_text.lower())
+        wanted = _FACET_TYPES.get(type_text.lower())
         if wanted != inferred:
             expected = "term" if inferred == "terms" else "range"
             raise InvalidRequest(f"Invalid facet type {type_text!r} for {name!r}: use {expected}")
