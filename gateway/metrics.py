@@ -2,16 +2,30 @@
 
 Each app gets its own registry (several apps in one process, as in tests, never clash). The
 middleware labels requests by route template (``/6/{hashid}/_image_search``), never by raw
-path, so label cardinality stays bounded.
+path, so label cardinality stays bounded. What a request observes is recorded once its
+answer has been sent: the histograms' locks and bucket searches are off the latency path.
 """
 
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class _Deferred:
+    """Stage observations of one request, recorded after its answer is sent."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, float]] = []
+        self.open = True
+
+
+# The current request's deferred observations (tasks it starts inherit them until it ends).
+_DEFERRED: ContextVar[_Deferred | None] = ContextVar("imgsearch_deferred_metrics", default=None)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -51,7 +65,11 @@ class GatewayMetrics:
         return child
 
     def observe_stage(self, stage: str, seconds: float) -> None:
-        self._child(self.stage, stage).observe(seconds)
+        deferred = _DEFERRED.get()
+        if deferred is not None and deferred.open:
+            deferred.stages.append((stage, seconds))
+        else:
+            self._child(self.stage, stage).observe(seconds)
 
     def observe_latency(self, route: str, seconds: float) -> None:
         self._child(self.latency, route).observe(seconds)
@@ -77,21 +95,28 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        latency: float | None = None
 
         async def observing_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, latency
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                route = getattr(scope.get("route"), "path", "unmatched")
-                elapsed = time.perf_counter() - started
-                self.metrics.observe_latency(route, elapsed)
-                message = _with_app_time(message, elapsed)
+                latency = time.perf_counter() - started
+                message = _with_app_time(message, latency)
             await send(message)
 
+        deferred = _Deferred()
+        token = _DEFERRED.set(deferred)
         try:
             await self.app(scope, receive, observing_send)
         finally:
+            _DEFERRED.reset(token)
+            deferred.open = False
             route = getattr(scope.get("route"), "path", "unmatched")
+            for stage, seconds in deferred.stages:
+                self.metrics.observe_stage(stage, seconds)
+            if latency is not None:
+                self.metrics.observe_latency(route, latency)
             hashid = str(scope.get("path_params", {}).get("hashid", ""))
             if hashid and hashid not in self.hashids:
                 hashid = "unknown"  # client-chosen paths must not create label values

@@ -380,14 +380,18 @@ def test_pages_partition_the_pool(gateway: TestClient, catalog: Catalog) -> None
     assert len(totals) == 1
 
 
-def _counter(exposition: str, route: str, hashid: str, status: str) -> float:
-    line_start = (
-        f'imgsearch_http_requests_total{{hashid="{hashid}",route="{route}",status="{status}"}} '
-    )
+def _sample(exposition: str, line_start: str) -> float:
     for line in exposition.splitlines():
         if line.startswith(line_start):
             return float(line.split()[-1])
     return 0.0
+
+
+def _counter(exposition: str, route: str, hashid: str, status: str) -> float:
+    return _sample(
+        exposition,
+        f'imgsearch_http_requests_total{{hashid="{hashid}",route="{route}",status="{status}"}} ',
+    )
 
 
 def test_metrics_count_requests_and_stages(gateway: TestClient, catalog: Catalog) -> None:
@@ -405,5 +409,9 @@ def test_metrics_count_requests_and_stages(gateway: TestClient, catalog: Catalog
     assert _counter(text, route, "shop1", "400") == _counter(before, route, "shop1", "400") + 1
     assert _counter(text, route, "unknown", "404") >= 1
     assert "zz-random" not in text
+    # Observed once the answer is sent: one each for the one search that got that far.
     for stage in ("decode", "embed", "opensearch"):
-        assert f'imgsearch_search_stage_seconds_count{{stage="{stage}"}}' in text
+        line = f'imgsearch_search_stage_seconds_count{{stage="{stage}"}} '
+        assert _sample(text, line) == _sample(before, line) + 1, stage
+    latency = f'imgsearch_http_request_seconds_count{{route="{route}"}} '
+    assert _sample(text, latency) == _sample(before, latency) + 3
