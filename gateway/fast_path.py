@@ -10,11 +10,12 @@ the endpoint. The routes must be the first that can match their paths (``create_
 includes Doofinder's router first): a route here that matches the path but not the method
 sends the request on to the router, which knows every route.
 
-Errors get the app's own exception handlers, looked up along the exception's MRO as
-Starlette's ``ExceptionMiddleware`` does; an exception only the catch-all (``Exception`` or
-500) handles goes on up to ``ServerErrorMiddleware``, as before. A method the route does not
-take, every other route, and requests traced by FastAPI's native telemetry (which names spans
-from the router's choice) go on to FastAPI unchanged.
+Errors get the app's own exception handlers, looked up as Starlette's ``ExceptionMiddleware``
+does (an ``HTTPException``'s status code first, then the exception's MRO); an exception only
+the catch-all (``Exception`` or 500) handles goes on up to ``ServerErrorMiddleware``, as
+before. A method the route does not take, every other route, and requests traced by
+FastAPI's native telemetry (which names spans from the router's choice) go on to FastAPI
+unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -79,6 +81,10 @@ class FastPath:
         await response(scope, receive, send)
 
     def _handler_for(self, exc: Exception) -> Any:
+        if isinstance(exc, HTTPException) and exc.status_code != 500:  # 500: further out
+            handler = self.handlers.get(exc.status_code)
+            if handler is not None:
+                return handler
         for cls in type(exc).__mro__:
             if cls is Exception:
                 return None  # ServerErrorMiddleware's, further out

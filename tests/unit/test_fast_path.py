@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,6 +45,8 @@ def _app(fast: bool) -> tuple[FastAPI, list[RouterCalls]]:
             raise Refused("no")
         if body == b"break":
             raise Broken("bug")
+        if body == b"teapot":
+            raise HTTPException(418, "short and stout")
         route = request.scope["route"].path
         return JSONResponse(
             {"hashid": request.path_params["hashid"], "route": route, "q": request.url.query},
@@ -69,7 +71,11 @@ def _app(fast: bool) -> tuple[FastAPI, list[RouterCalls]]:
     async def broken(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": "Internal server error"}, status_code=500)
 
+    async def teapot(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "by status"}, status_code=418)
+
     app.add_exception_handler(Refused, refused)
+    app.add_exception_handler(418, teapot)
     app.add_exception_handler(Exception, broken)
     app.include_router(router)
     app.include_router(other)
@@ -93,6 +99,7 @@ REQUESTS: list[tuple[str, str, dict[str, Any], bool]] = [
     ("post", "/6/shop%201/_image_search?rpp=5&x=%5B", {"content": b"{}"}, True),
     ("post", "/6/shop/_image_search", {"content": b"refuse"}, True),
     ("post", "/6/shop/_image_search", {"content": b"break"}, True),
+    ("post", "/6/shop/_image_search", {"content": b"teapot"}, True),  # a status-code handler
     ("get", "/6/shop/_image_search", {}, False),  # wrong method: the router's 405
     ("options", "/6/shop/_image_search", {}, False),  # the preflight route, after a partial
     ("post", "/6/shop/_nothing", {}, False),  # no route: the router's 404
