@@ -1,10 +1,12 @@
-"""What the benchmarks share: the cluster they run against and the machine they report."""
+"""What the benchmarks share: the cluster they run against, the machine they report, and the
+keys of their embedding caches."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +47,12 @@ def machine() -> str:
         f"{platform.python_version()}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)"
     )
+
+
+def photos_key(paths: Sequence[Path]) -> str:
+    """The photo list as a cache key: paths relative to their common folder, so a clone or
+    worktree elsewhere (CI, an A/B baseline) finds the vectors another one embedded."""
+    if not paths:
+        return ""
+    root = os.path.commonpath([str(p.parent) for p in paths])
+    return "|".join(str(p.relative_to(root)) for p in paths)

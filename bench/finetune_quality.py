@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine  # noqa: E402
+from bench.common import machine, photos_key  # noqa: E402
 from imgsearch.embedders.base import Embedder  # noqa: E402
 from imgsearch.embedders.clip import ClipEmbedder, write_seeded_checkpoint  # noqa: E402
 from imgsearch.embedders.color import ColorEmbedder  # noqa: E402
@@ -61,7 +61,7 @@ def photos(split: str, per_class: int | None) -> list[Path]:
 def embed(embedder: Embedder, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
     """Vectors of ``paths``, cached in ``.cache/bench`` by embedder version and paths (CLIP
     on a busy 2-core machine takes ~15 min for the split)."""
-    key = hashlib.sha256("\n".join([embedder.info.version, *map(str, paths)]).encode())
+    key = hashlib.sha256(f"{embedder.info.version}\n{photos_key(paths)}".encode())
     cached = ROOT / ".cache" / "bench" / f"finetune-{key.hexdigest()[:24]}.npy"
     if cached.is_file():
         found: npt.NDArray[np.float32] = np.load(cached)

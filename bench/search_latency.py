@@ -82,7 +82,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from opensearchpy import OpenSearch, helpers  # noqa: E402
 
-from bench.common import machine, node_url  # noqa: E402
+from bench.common import machine, node_url, photos_key  # noqa: E402
 from gateway.dialects.doofinder.params import parse_params  # noqa: E402
 from gateway.search.dsl import build_msearch  # noqa: E402
 from imgsearch.embedders.base import Embedder  # noqa: E402
@@ -164,7 +164,7 @@ def photos(dataset: Path) -> list[Path]:
 
 def original_vectors(embedder: ClipEmbedder, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
     """The photos' vectors, embedded once and cached by model version and photo list."""
-    key = f"{embedder.info.version}|" + "|".join(str(p) for p in paths)
+    key = f"{embedder.info.version}|{photos_key(paths)}"
     tag = embedder.info.version.replace("/", "_").replace(":", "_")
     cache = CACHE / f"vectors-{tag}-{len(paths)}.npz"
     if cache.is_file():
