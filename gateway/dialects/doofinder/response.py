@@ -128,7 +128,6 @@ def _item_formatter(config: EngineConfig, hashid: str) -> Callable[[Hit], dict[s
     hidden = BOOKKEEPING_FIELDS.union(config.vectors)
     title, url, description = names.title, names.url, names.description
     image_field = names.image_url or "image_url"
-    dfid_prefix = f"{hashid}@{DFID_TYPE}@"
 
     def item_of(hit: Hit) -> dict[str, Any]:
         source = hit.source
@@ -138,7 +137,7 @@ def _item_formatter(config: EngineConfig, hashid: str) -> Callable[[Hit], dict[s
             else {k: v for k, v in source.items() if k not in hidden}
         )
         item["id"] = hit.id
-        item["dfid"] = dfid_prefix + hashlib.md5(hit.id.encode()).hexdigest()
+        item["dfid"] = make_dfid(hashid, hit.id)
         item["title"] = (_text(source.get(title)) if title else None) or ""
         item["url"] = _text(source.get(url)) if url else None
         item["image_url"] = _text(source.get(image_field))
