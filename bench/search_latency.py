@@ -20,7 +20,9 @@ Goal (issue 15): per-request overhead p50 at 1 client <= 1.5 ms or <= 4x the HTT
 row's p50 of the same run, whichever is larger. The client is part of what is measured: httpx
 spends ~0.8-1 ms of its own per request with this 16.7 KB body (run both ``--client`` values
 to see it), which would count as the gateway's; the default is the thinner ``http.client``,
-for the floor row too.
+for the floor row too. The gateway parses a query string once per engine (it remembers the
+parsed parameters, as a storefront sends the same few strings with every photo); with
+``--fresh-query-strings`` every request adds its own ``session_id``, so every parse is new.
 
 The catalog is >= 100,000 documents: the 3,409 clothing photos embedded once (vectors cached
 in ``.cache/bench/``) plus copies of their vectors with small gaussian noise (renormalised),
@@ -57,6 +59,7 @@ import argparse
 import base64
 import datetime as dt
 import http.client
+import itertools
 import json
 import os
 import random
@@ -517,23 +520,27 @@ CLIENTS: dict[str, Callable[[str], Client]] = {
 
 
 def gateway_worker(
-    base: str, queries: Sequence[Query], client: Callable[[str], Client]
+    base: str, queries: Sequence[Query], client: Callable[[str], Client], fresh: bool = False
 ) -> Callable[[], Callable[[int], Sample]]:
-    # The query string is encoded once, as a storefront builds its URL once.
+    # The query string is encoded once, as a storefront builds its URL once; ``fresh`` makes
+    # each request's string new (its own ``session_id``): the gateway parses every one.
     paths = [f"/6/{HASHID}/_image_search?{urlencode(q.params)}" for q in queries]
+    calls = itertools.count()
     headers = {"content-type": "application/json"}
 
     def make() -> Callable[[int], Sample]:
         send = client(base)
 
         def call(i: int) -> Sample:
+            path = paths[i % len(paths)]
+            if fresh:
+                path += f"&session_id={next(calls)}"
+            body = queries[i % len(queries)].body
             started = time.perf_counter()
-            status, answer_headers, body = send(
-                "POST", paths[i % len(paths)], queries[i % len(queries)].body, headers
-            )
+            status, answer_headers, answer = send("POST", path, body, headers)
             ms = (time.perf_counter() - started) * 1000
             if status != 200:
-                raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
+                raise RuntimeError(f"HTTP {status}: {answer[:200]!r}")
             return Sample(ms, parse_server_timing(answer_headers.get("server-timing", "")))
 
         return call
@@ -653,7 +660,12 @@ def report(
         f"- Embedder: CLIP {spec.model}, {weights}, device {spec.device}, runtimes "
         f"{', '.join(args.runtimes)} (`ClipSpec.runtime`)",
         f"- Query: k (pool) {POOL_K}, rpp 20, 2 filters + 3 facets "
-        f"(2 `_msearch` bodies): `{query}`",
+        f"(2 `_msearch` bodies): `{query}`"
+        + (
+            " plus `&session_id=<n>`, new for every request (no remembered parse)"
+            if args.fresh_query_strings
+            else ""
+        ),
         f"- Gateway: uvicorn, 1 worker, 127.0.0.1; clients: {args.client} threads in the bench "
         f"process, one keep-alive connection each (same machine); {args.requests} requests "
         "per row after a warm-up, "
@@ -768,6 +780,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="folder with train/ and validation/ category folders")  # fmt: skip
     parser.add_argument("--client", choices=sorted(CLIENTS), default="http.client",
                         help="client of the gateway and floor rows")  # fmt: skip
+    parser.add_argument("--fresh-query-strings", action="store_true",
+                        help="a new query string per request (no remembered parse)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the report")
     args = parser.parse_args(argv)
     if args.docs < 1 or args.requests < 1 or min(args.concurrency) < 1:
@@ -818,7 +832,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for c in args.concurrency:
                     measure: list[tuple[str, Callable[[], Callable[[int], Sample]]]] = [
                         (f"embed:{runtime}", embed_worker(embedders[runtime], images, slot)),
-                        (f"gateway:{runtime}", gateway_worker(base, queries, client)),
+                        (
+                            f"gateway:{runtime}",
+                            gateway_worker(base, queries, client, fresh=args.fresh_query_strings),
+                        ),
                     ]
                     if runtime == first:  # neither depends on the runtime
                         measure += [

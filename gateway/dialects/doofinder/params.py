@@ -31,6 +31,7 @@ from gateway.dialects.param_tree import (
     leaf_scalar,
     scalar,
 )
+from gateway.dialects.query_string import query_pairs, remembered
 from gateway.search.color_query import parse_colors
 from gateway.search.model import (
     ColorQuery,
@@ -377,6 +378,15 @@ def parse_params(
         query=_query(tree),
         color=_color(tree),
     )
+
+
+def _parse_query_string(raw: bytes, config: EngineConfig) -> DoofinderParams:
+    return parse_params(query_pairs(raw), config)
+
+
+# The parameters of a raw query string (``scope["query_string"]``) when the body holds none:
+# parsed once per distinct string and engine config (``query_string.remembered``).
+parse_query_string = remembered(_parse_query_string)
 
 
 def _color(tree: Tree) -> ColorQuery | None:

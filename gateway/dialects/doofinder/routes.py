@@ -13,6 +13,7 @@ OpenAPI schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,7 +29,11 @@ from gateway.dialects.doofinder.openapi import (
     SIMILAR_PARAMETERS,
     TEXT_PARAMETERS,
 )
-from gateway.dialects.doofinder.params import DoofinderParams, parse_params
+from gateway.dialects.doofinder.params import (
+    DoofinderParams,
+    parse_params,
+    parse_query_string,
+)
 from gateway.dialects.doofinder.response import (
     QUERY_NAME,
     DoofinderSearchResponse,
@@ -66,6 +71,16 @@ def _engine(request: Request, images: bool = True) -> tuple[CatalogService, Engi
     return service, engine
 
 
+def _params(
+    request: Request, engine: EngineRuntime, body_params: Mapping[str, Any]
+) -> DoofinderParams:
+    """The request's parameters: its query string's (remembered) unless the body gives some."""
+    raw: bytes = request.scope["query_string"]
+    if body_params:
+        return parse_params(query_pairs(raw), engine.config, body_params)
+    return parse_query_string(raw, engine.config)
+
+
 _TEXT_ROUTE: dict[str, Any] = {
     "summary": "Text Search",
     "response_model": DoofinderSearchResponse,
@@ -81,7 +96,7 @@ async def text_search(request: Request) -> Response:
     browses the catalog."""
     service, engine = _engine(request, images=False)
     body_params = await read_json_params(request) if request.method == "POST" else {}
-    params = parse_params(query_pairs(request.scope["query_string"]), engine.config, body_params)
+    params = _params(request, engine, body_params)
     timings = service.timings()
     req = params.search_request(engine.config)
     result, mode = await service.search_text(engine, params.query, req, timings)
@@ -99,7 +114,7 @@ async def image_search(request: Request) -> Response:
     """Search the engine's catalog with an image (base64 JSON, multipart upload or URL)."""
     service, engine = _engine(request)
     body_params, image = await read_body(request)
-    params = parse_params(query_pairs(request.scope["query_string"]), engine.config, body_params)
+    params = _params(request, engine, body_params)
     given = image.data is not None or bool(image.base64_text) or bool(image.url)
     # Extension: ``color`` alone searches by colour; beside the image it re-ranks.
     query = image.query() if given or params.color is None else None
@@ -116,7 +131,7 @@ async def image_search(request: Request) -> Response:
 async def visually_similar(request: Request) -> Response:
     """Items that look like an indexed item, using its stored vector."""
     service, engine = _engine(request)
-    params = parse_params(query_pairs(request.scope["query_string"]), engine.config)
+    params = _params(request, engine, {})
     if not params.dfid:
         raise MissingFields(["dfid"])
     query = parse_dfid(params.dfid, engine.hashid, exclude_self=params.exclude_self)
