@@ -7,7 +7,8 @@ with the embedder, so a query is never embedded by a different model than the ca
 A fine-tuned index records its adapter in that ``_meta`` (``<base version>+adapter:<id>``):
 the check then puts that adapter on the config's frozen embedder (loaded by id from the
 adapter store), so the alias swap at the end of a fine-tuning is the one switch for every
-gateway instance. The check is repeated every ``recheck_s`` to notice such a swap.
+gateway instance. The check is repeated every ``recheck_s`` to notice such a swap; a search
+that finds it due runs it beside its query's embedding (``ServiceCore._checked_query_vector``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class EngineRuntime:
         """Checked against the index less than ``recheck_s`` ago."""
         checked = self._checked.get(vector_field)
         return checked is not None and time.monotonic() - checked < self.recheck_s
+
+    def verified_once(self, vector_field: str) -> bool:
+        """Checked against the index at least once since start-up (a check may be due)."""
+        return vector_field in self._checked
 
     def base_embedder(self, vector_field: str | None = None) -> Embedder:
         """The frozen embedder the engine config names (no fine-tuning adapter)."""

@@ -145,6 +145,30 @@ class ServiceCore:
         meta: dict[str, Any] = first.get("mappings", {}).get("_meta", {})
         await self._in_thread(engine.verify, vector_meta(meta), vector_field)
 
+    async def _checked_query_vector(
+        self, engine: EngineRuntime, query: Query, vector_field: str, timings: Timings
+    ) -> QueryVector:
+        """The query's vector, the index's embedder checked (``_ensure_index_matches``).
+
+        A check that is only due again (``recheck_s`` after a good one) runs beside the
+        embedding instead of before it, so the search that finds it due does not wait for its
+        round trip; its verdict still comes first (a mismatch is the answer, as before). If it
+        put another embedder in place (a fine-tuning's alias swap), the query is embedded
+        again with that one.
+        """
+        if engine.verified(vector_field) or not engine.verified_once(vector_field):
+            await self._ensure_index_matches(engine, vector_field)
+            return await self._query_vector(engine, query, vector_field, timings)
+        before = engine.embedder(vector_field)
+        check = asyncio.ensure_future(self._ensure_index_matches(engine, vector_field))
+        try:
+            found = await self._query_vector(engine, query, vector_field, timings)
+        finally:
+            await check
+        if engine.embedder(vector_field) is not before:
+            return await self._query_vector(engine, query, vector_field, timings)
+        return found
+
     async def _query_vector(
         self, engine: EngineRuntime, query: Query, vector_field: str, timings: Timings
     ) -> QueryVector:
@@ -197,8 +221,7 @@ class ServiceCore:
             return request
         if scale != 1.0:
             raise InvalidRequest("a re-ranking query combines with one query image, not several")
-        await self._ensure_index_matches(engine, rerank.vector_field)
-        found = await self._query_vector(engine, rerank.query, rerank.vector_field, timings)
+        found = await self._checked_query_vector(engine, rerank.query, rerank.vector_field, timings)
         return replace(request, rerank=replace(rerank, vector=tuple(found.vector)))
 
     async def _image_bytes(self, image: ImageQuery | ImageUrlQuery) -> bytes:

@@ -184,8 +184,7 @@ class SearchOps(DupeOps):
             if request.keywords is None:
                 raise MissingFields(["query"])
             return (replace(request, **changes) if changes else request), 1.0
-        await self._ensure_index_matches(engine, request.vector_field)
-        found = await self._query_vector(engine, query, request.vector_field, timings)
+        found = await self._checked_query_vector(engine, query, request.vector_field, timings)
         excluded = (*request.exclude_ids, *found.exclude_ids)
         request = await self._with_rerank(engine, request, found.scale, timings)
         updated = replace(request, vector=found.vector, exclude_ids=excluded, **changes)
