@@ -102,6 +102,16 @@ def _search(service: _IndexPlayer, engine: EngineRuntime, data: bytes) -> QueryV
     return asyncio.run(run())
 
 
+def _due(engine: EngineRuntime, base: ColorEmbedder) -> tuple[_IndexPlayer, QueryVector]:
+    """A service whose engine was checked once (that search's vector beside it); from now on
+    every search finds the check due again."""
+    service = _IndexPlayer(base.info)
+    first = _search(service, engine, _photo())
+    engine.recheck_s = 0.0
+    service.log.clear()
+    return service, first
+
+
 def test_the_first_check_comes_before_the_embedding(
     engine: EngineRuntime, base: ColorEmbedder
 ) -> None:
@@ -114,10 +124,7 @@ def test_the_first_check_comes_before_the_embedding(
 
 
 def test_a_due_check_runs_beside_the_embedding(engine: EngineRuntime, base: ColorEmbedder) -> None:
-    service = _IndexPlayer(base.info)
-    first = _search(service, engine, _photo())
-    engine.recheck_s = 0.0
-    service.log.clear()
+    service, first = _due(engine, base)
     again = _search(service, engine, _photo())
     # Both started before either ended, and the query was embedded once.
     assert service.log[:2] == ["embed", "check"]
@@ -128,11 +135,8 @@ def test_a_due_check_runs_beside_the_embedding(engine: EngineRuntime, base: Colo
 def test_a_swap_found_by_the_check_embeds_the_query_again(
     engine: EngineRuntime, base: ColorEmbedder, adapter: Adapter
 ) -> None:
-    service = _IndexPlayer(base.info)
-    untuned = _search(service, engine, _photo())
-    engine.recheck_s = 0.0
+    service, untuned = _due(engine, base)
     service.indexed = replace(base.info, version=adapter.version)  # the alias moved
-    service.log.clear()
     tuned = _search(service, engine, _photo())
     assert service.log.count("embed") == 2
     image = Image.open(io.BytesIO(_photo())).convert("RGB")
@@ -143,9 +147,7 @@ def test_a_swap_found_by_the_check_embeds_the_query_again(
 def test_the_checks_verdict_wins_over_a_good_embedding(
     engine: EngineRuntime, base: ColorEmbedder
 ) -> None:
-    service = _IndexPlayer(base.info)
-    _search(service, engine, _photo())
-    engine.recheck_s = 0.0
+    service, _ = _due(engine, base)
     service.indexed = replace(base.info, embedder="other", version="other-v1")
     with pytest.raises(EmbedderMismatch, match="was written by other other-v1"):
         _search(service, engine, _photo())
@@ -155,9 +157,7 @@ def test_the_checks_verdict_wins_over_a_good_embedding(
 def test_a_bad_image_is_its_own_error_when_the_index_is_fine(
     engine: EngineRuntime, base: ColorEmbedder
 ) -> None:
-    service = _IndexPlayer(base.info)
-    _search(service, engine, _photo())
-    engine.recheck_s = 0.0
+    service, _ = _due(engine, base)
     with pytest.raises(ImgSearchError) as refused:
         _search(service, engine, b"not an image")
     assert not isinstance(refused.value, EmbedderMismatch)
