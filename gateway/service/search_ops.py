@@ -155,8 +155,7 @@ class SearchOps(DupeOps):
         timings: Timings,
     ) -> list[float | ImgSearchError]:
         """The similarity score ``(1 + cos) / 2`` of each candidate to the query, or its error."""
-        await self._ensure_index_matches(engine, vector_field)
-        target = await self._query_vector(engine, query, vector_field, timings)
+        target = await self._checked_query_vector(engine, query, vector_field, timings)
         q = np.asarray(target.vector, dtype=np.float64)
         q /= np.linalg.norm(q) or 1.0
         out: list[float | ImgSearchError] = []
